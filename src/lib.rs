@@ -1,0 +1,2 @@
+//! ukey: the CLI, the local agent, the custody policy and the audit log, on top of the carrier
+//! drivers under `drivers/`.
