@@ -17,6 +17,7 @@ pub mod pin;
 pub mod pin_input;
 pub mod pubkey;
 pub mod sign;
+pub mod sign_input;
 pub mod token;
 pub mod tokens;
 pub mod verify;
