@@ -24,7 +24,7 @@ pub fn choose_mechanism(
     prehashed: bool,
 ) -> CliResult<Mechanism> {
     let kind = alg.unwrap_or_else(|| key.default_mechanism().kind());
-    if let Some(id) = user_id {
+    if user_id.is_some() {
         if kind != MechanismKind::Sm2Sm3 {
             return Err(CliError::Usage(format!(
                 "--id is the SM2 distinguishing id; {} signatures have none, leave it out",
