@@ -123,7 +123,7 @@ impl Config {
             (None, None) => data_home()
                 .ok_or(ConfigError::NoHome { what: "the soft tokens", xdg: "XDG_DATA_HOME", flag: "--soft-dir" })?
                 .join(APP_DIR)
-                .join("soft"),
+                .join("tokens"),
         };
         let warnings = file
             .unknown
