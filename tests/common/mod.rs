@@ -95,10 +95,12 @@ impl Env {
         self.path("soft")
     }
 
-    /// A `ukey` command with a clean environment pointing at this temp dir and no PIN set.
+    /// A `ukey` command run in this temp dir (relative paths land there), with a clean environment
+    /// pointing at it and no PIN set.
     pub fn ukey(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ukey"));
-        cmd.env("HOME", self.dir.path())
+        cmd.current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_DATA_HOME", self.path("data"))
             .env("UKEY_SOFT_DIR", self.soft_dir())
