@@ -196,6 +196,68 @@ impl SoftwareKey {
         }
     }
 
+    /// The raw RSA private operation on a modulus-sized block (`block^d mod n`), what a PIV card
+    /// does for GENERAL AUTHENTICATE: the host has already applied the padding
+    /// ([`crate::crypto::rsapad`]). Refused for EC keys and for blocks not below the modulus.
+    pub fn rsa_private_raw(&self, block: &[u8]) -> Result<SecretBytes> {
+        use rsa::traits::PublicKeyParts;
+        let Material::Rsa(key) = &self.material else {
+            return Err(Error::NotSupported(format!("a {} key has no raw RSA operation", self.algorithm)));
+        };
+        let size = key.size();
+        if block.len() != size {
+            return Err(Error::InvalidInput(format!(
+                "the raw RSA input must be {size} bytes (the modulus length); got {}",
+                block.len()
+            )));
+        }
+        let c = rsa::BoxedUint::from_be_slice(block, key.n_bits_precision())
+            .map_err(|e| Error::InvalidInput(format!("raw RSA input: {e}")))?;
+        let m = Zeroizing::new(
+            rsa::hazmat::rsa_decrypt_and_check(key.as_ref(), Some(&mut SysRng), &c)
+                .map_err(|e| Error::InvalidInput(format!("raw RSA input rejected (not below the modulus?): {e}")))?,
+        );
+        let bytes = Zeroizing::new(m.to_be_bytes());
+        let mut out = Zeroizing::new(vec![0u8; size]);
+        let skip = bytes.len().saturating_sub(size);
+        let tail = bytes.get(skip..).unwrap_or_default();
+        let start = size - tail.len();
+        out[start..].copy_from_slice(tail);
+        Ok(out)
+    }
+
+    /// Signs a digest of any length with an EC or SM2 key, as a card does when it is handed only
+    /// a hash (PIV GENERAL AUTHENTICATE): ECDSA truncates or pads per FIPS 186; SM2 needs the
+    /// 32-byte `e`. Raw `r ‖ s`.
+    pub fn sign_ec_prehash(&self, digest: &[u8]) -> Result<Vec<u8>> {
+        let failed =
+            |e: &dyn fmt::Display| Error::InvalidInput(format!("cannot sign this {}-byte digest: {e}", digest.len()));
+        match &self.material {
+            Material::Sm2(s) => {
+                if digest.len() != 32 {
+                    return Err(Error::InvalidInput(format!(
+                        "SM2 signs a 32-byte e = SM3(Z ‖ M); got {} bytes",
+                        digest.len()
+                    )));
+                }
+                s.sign_prehash(digest)
+            }
+            Material::P256(k) => {
+                let sig: p256::ecdsa::Signature =
+                    k.sign_prehash_with_rng(&mut SysRng, digest).map_err(|e| failed(&e))?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            Material::P384(k) => {
+                let sig: p384::ecdsa::Signature =
+                    k.sign_prehash_with_rng(&mut SysRng, digest).map_err(|e| failed(&e))?;
+                Ok(sig.to_bytes().to_vec())
+            }
+            Material::Rsa(_) => {
+                Err(Error::NotSupported("an RSA key signs through rsa_private_raw or sign_digest".into()))
+            }
+        }
+    }
+
     /// Hashes `message` for `mechanism` (SM2: with this key's Z) and signs it; raw signature.
     pub fn sign_message(&self, mechanism: &Mechanism, message: &[u8]) -> Result<Vec<u8>> {
         let input = prepare_input(mechanism, Some(&self.public_key_spki), SignData::Message(message))?;
