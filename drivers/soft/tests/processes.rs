@@ -9,7 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use ukey_api::{Carrier, DataObjectWrite, Error, PinRole, SecretBytes};
+use ukey_api::crypto::{SignData, verify_signature};
+use ukey_api::{
+    Carrier, DataObjectWrite, Error, KeyAlgorithm, KeyGenRequest, Mechanism, PinRole, SecretBytes, SignInput,
+};
 use ukey_soft::{KdfParams, SoftDriver};
 
 const ENV_ROLE: &str = "UKEY_SOFT_TEST_CHILD";
@@ -40,6 +43,16 @@ fn wait_all(children: Vec<Child>) {
     }
 }
 
+const DIGEST: [u8; 32] = [0x5a; 32];
+
+fn digest_input() -> SignInput {
+    SignInput { digest: DIGEST.to_vec(), message: None }
+}
+
+fn digest_data() -> SignData<'static> {
+    SignData::Digest(&DIGEST)
+}
+
 fn data(label: String, value: Vec<u8>, private: bool) -> DataObjectWrite {
     DataObjectWrite { label, application: "proc-test".into(), id: None, value: SecretBytes::new(value), private }
 }
@@ -60,7 +73,24 @@ fn child_worker() {
             }
         }
         "writer" => {
+            let shared = token.objects().unwrap().keys.into_iter().find(|k| k.label == "shared").unwrap();
+            let own = token
+                .generate_key(
+                    &KeyGenRequest { algorithm: KeyAlgorithm::P256, label: format!("own-{index}"), id: None },
+                    &user(),
+                )
+                .unwrap();
             for j in 0..6 {
+                for key in [&shared, &own] {
+                    let signature = token.sign(&key.id, &Mechanism::EcdsaSha256, &digest_input(), &user()).unwrap();
+                    verify_signature(
+                        key.public_key.as_deref().unwrap(),
+                        &Mechanism::EcdsaSha256,
+                        digest_data(),
+                        &signature,
+                    )
+                    .unwrap();
+                }
                 let value = format!("{index}-{j}").repeat(100).into_bytes();
                 token.write_data(&data(format!("c{index}-{j}"), value, j % 2 == 0), &user()).unwrap();
                 if j % 2 == 1 {
@@ -98,6 +128,8 @@ fn concurrent_processes_lose_nothing_and_corrupt_nothing() {
     let fx = Fixture::new();
     let driver = fx.driver.clone().with_max_tries(100).unwrap();
     let token = driver.create_soft_token("busy", &pin(SO_PIN), &pin(USER_PIN)).unwrap();
+    let request = KeyGenRequest { algorithm: KeyAlgorithm::P256, label: "shared".into(), id: None };
+    token.generate_key(&request, &user()).unwrap();
     let children: Vec<Child> =
         (0..4).map(|i| spawn_child("writer", &fx.store_dir(), &token.info().serial, i)).collect();
     wait_all(children);
@@ -109,8 +141,14 @@ fn concurrent_processes_lose_nothing_and_corrupt_nothing() {
             assert_eq!(value.as_slice(), format!("{i}-{j}").repeat(100).as_bytes());
         }
     }
+    assert_eq!(objects.keys.len(), 1 + 4, "the shared key and one key per process");
+    for key in &objects.keys {
+        let signature = token.sign(&key.id, &Mechanism::EcdsaSha256, &digest_input(), &user()).unwrap();
+        verify_signature(key.public_key.as_deref().unwrap(), &Mechanism::EcdsaSha256, digest_data(), &signature)
+            .unwrap();
+    }
     let state = token.pin_state().unwrap();
-    assert_eq!(state.user.retries_left, Some(100), "the last read above was a right PIN");
+    assert_eq!(state.user.retries_left, Some(100), "the last signature above used the right PIN");
     token.verify_pin(PinRole::User, &user()).unwrap();
 }
 
