@@ -1,2 +1,4 @@
 //! ukey: the CLI, the local agent, the custody policy and the audit log, on top of the carrier
 //! drivers under `drivers/`.
+
+pub mod agent;
