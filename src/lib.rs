@@ -2,3 +2,4 @@
 //! drivers under `drivers/`.
 
 pub mod agent;
+pub mod cli;

@@ -8,6 +8,7 @@
 //! policy and audit plug in there). [`run`] starts it all and stops cleanly on SIGTERM/SIGINT.
 
 pub mod carriers;
+pub mod client;
 pub mod consent;
 pub mod error;
 pub mod events;
