@@ -3,3 +3,6 @@
 
 pub mod agent;
 pub mod cli;
+pub mod config;
+pub mod registry;
+pub mod resolve;

@@ -218,11 +218,9 @@ impl Carriers {
 
     /// One carrier by id.
     pub fn get(&self, id: &CarrierId) -> Result<Arc<CarrierSlot>, Error> {
-        self.slots
-            .read()
-            .ok()
-            .and_then(|s| s.get(id).cloned())
-            .ok_or_else(|| Error::NotFound(format!("no carrier `{id}` is present; `tokens.list` shows the present ones")))
+        self.slots.read().ok().and_then(|s| s.get(id).cloned()).ok_or_else(|| {
+            Error::NotFound(format!("no carrier `{id}` is present; `tokens.list` shows the present ones"))
+        })
     }
 
     /// Tells listeners a carrier's objects changed (after an enrolment through the agent).

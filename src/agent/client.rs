@@ -55,6 +55,49 @@ impl ClientError {
     }
 }
 
+impl From<ClientError> for ukey_api::Error {
+    /// The contract error an agent error stands for, so callers (the CLI) handle an operation
+    /// done through the agent exactly like one done directly: same messages, same exit codes.
+    fn from(e: ClientError) -> Self {
+        use ukey_api::{Error, PinRole};
+        let (kind, message, data) = match e {
+            ClientError::NotRunning(path) => {
+                return Error::NotFound(format!(
+                    "no ukey agent is running (no answer at {}); start one with `ukey agent`",
+                    path.display()
+                ));
+            }
+            ClientError::Io(err) => return Error::io("talking to the ukey agent", err),
+            ClientError::Protocol(m) => return Error::Device(format!("the ukey agent answered strangely: {m}")),
+            ClientError::Rpc { kind, message, data, .. } => (kind, message, data),
+        };
+        let role = match data.get("role").and_then(Value::as_str) {
+            Some("so") => PinRole::So,
+            _ => PinRole::User,
+        };
+        match kind.as_str() {
+            "WrongPin" => Error::WrongPin {
+                role,
+                retries_left: data.get("retries_left").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()),
+                detail: None,
+            },
+            "PinLocked" => Error::PinLocked { role },
+            "PinMustChange" => Error::PinMustChange { role },
+            "PinRejected" => Error::PinRejected(message),
+            "TokenRemoved" => Error::TokenRemoved,
+            "NotSupported" => Error::NotSupported(message),
+            "NotFound" => Error::NotFound(message),
+            "Busy" => Error::Busy(message),
+            "Cancelled" => Error::Cancelled,
+            "Timeout" => Error::Timeout(message),
+            "InvalidInput" | "InvalidParams" => Error::InvalidInput(message),
+            "PermissionDenied" | "Forbidden" | "PolicyDenied" => Error::PermissionDenied(message),
+            "Crypto" => Error::Crypto(message),
+            _ => Error::Device(message),
+        }
+    }
+}
+
 /// A connection to the agent.
 pub struct AgentClient {
     writer: UnixStream,
@@ -87,9 +130,7 @@ impl AgentClient {
     pub fn connect(path: &Path) -> Result<Self, ClientError> {
         let stream = match UnixStream::connect(path) {
             Ok(s) => s,
-            Err(e)
-                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
-            {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => {
                 return Err(ClientError::NotRunning(path.to_path_buf()));
             }
             Err(e) => return Err(ClientError::Io(e)),
@@ -111,8 +152,9 @@ impl AgentClient {
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut text = serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut text =
+            serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
         text.push('\n');
         self.writer.write_all(text.as_bytes())?;
         loop {

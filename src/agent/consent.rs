@@ -15,8 +15,8 @@ use ukey_api::{CarrierInfo, Error, Pin, PinRole};
 
 use crate::agent::gate::{ClientIdentity, Operation};
 use crate::agent::origins::Grant;
-use crate::agent::pinentry::{Dialog, Pinentry};
 use crate::agent::pincache::PinCache;
+use crate::agent::pinentry::{Dialog, Pinentry};
 
 /// How long a refused origin must wait before it may ask to pair again.
 const PAIRING_COOLDOWN: Duration = Duration::from_secs(30);
@@ -55,7 +55,12 @@ impl Consent {
 
     /// Asks for a PIN; `error` is shown above the field (wrong PIN, tries left). Fails with
     /// `TokenRemoved` as soon as `removed` resolves.
-    pub async fn pin(&self, purpose: &Purpose<'_>, error: Option<String>, removed: impl Future<Output = ()>) -> Result<Pin, Error> {
+    pub async fn pin(
+        &self,
+        purpose: &Purpose<'_>,
+        error: Option<String>,
+        removed: impl Future<Output = ()>,
+    ) -> Result<Pin, Error> {
         let dialog = Dialog {
             title: "ukey: PIN".into(),
             description: describe(purpose),
@@ -232,7 +237,10 @@ mod tests {
             data_sm3: Some(sm3),
             role: PinRole::User,
         });
-        assert!(text.contains("https://bank.example") && text.contains("CN=Alice") && text.contains("66C7 F0F4"), "{text}");
+        assert!(
+            text.contains("https://bank.example") && text.contains("CN=Alice") && text.contains("66C7 F0F4"),
+            "{text}"
+        );
         assert!(text.contains("SOFTWARE"));
     }
 }

@@ -79,7 +79,9 @@ pub enum AgentError {
     HandshakeRequired(u32),
 
     /// No protocol version in common.
-    #[error("this agent speaks protocol {supported}; the client asked for {requested:?}; update the client or the agent")]
+    #[error(
+        "this agent speaks protocol {supported}; the client asked for {requested:?}; update the client or the agent"
+    )]
     VersionMismatch {
         /// What the agent speaks.
         supported: u32,
@@ -171,7 +173,8 @@ mod tests {
 
     #[test]
     fn wrong_pin_carries_tries_left_in_data() {
-        let e = AgentError::from(ukey_api::Error::WrongPin { role: PinRole::User, retries_left: Some(2), detail: None });
+        let e =
+            AgentError::from(ukey_api::Error::WrongPin { role: PinRole::User, retries_left: Some(2), detail: None });
         let rpc = e.to_rpc();
         assert_eq!(rpc.code, codes::CARRIER);
         let data = rpc.data.unwrap();
@@ -181,7 +184,10 @@ mod tests {
 
     #[test]
     fn agent_errors_have_stable_kinds() {
-        assert_eq!(AgentError::NotPaired { origin: "https://a.example".into() }.to_rpc().data.unwrap()["kind"], "NotPaired");
+        assert_eq!(
+            AgentError::NotPaired { origin: "https://a.example".into() }.to_rpc().data.unwrap()["kind"],
+            "NotPaired"
+        );
         assert_eq!(AgentError::Forbidden("x".into()).code(), codes::FORBIDDEN);
         assert_eq!(AgentError::Carrier(ukey_api::Error::Cancelled).kind(), "Cancelled");
     }

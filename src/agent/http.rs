@@ -162,7 +162,12 @@ pub fn static_file(path: &str, port: u16) -> Option<Reply> {
          connect-src ws://127.0.0.1:{port} ws://localhost:{port} ws://[::1]:{port}; frame-ancestors 'none'; \
          base-uri 'none'; form-action 'none'"
     );
-    Some(Reply { status: 200, content_type, body: body.as_bytes().to_vec(), extra: vec![("Content-Security-Policy", csp)] })
+    Some(Reply {
+        status: 200,
+        content_type,
+        body: body.as_bytes().to_vec(),
+        extra: vec![("Content-Security-Policy", csp)],
+    })
 }
 
 #[cfg(test)]

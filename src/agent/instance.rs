@@ -188,13 +188,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ukey");
         let lock = InstanceLock::acquire(&dir).unwrap();
-        let status = AgentStatus {
-            pid: 4242,
-            socket: socket_path(&dir),
-            port: Some(1234),
-            version: "0".into(),
-            started: 0,
-        };
+        let status =
+            AgentStatus { pid: 4242, socket: socket_path(&dir), port: Some(1234), version: "0".into(), started: 0 };
         lock.write_status(&status).unwrap();
         let err = InstanceLock::acquire(&dir).unwrap_err().to_string();
         assert!(err.contains("pid 4242") && err.contains("port 1234"), "{err}");

@@ -75,11 +75,15 @@ pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> 
     let (ws, port) = if settings.websocket {
         let (listeners, port) = websocket::bind(settings.port).await.map_err(|e| {
             Error::io(
-                format!("listening on 127.0.0.1:{} (another program uses the port? choose one with --port)", settings.port),
+                format!(
+                    "listening on 127.0.0.1:{} (another program uses the port? choose one with --port)",
+                    settings.port
+                ),
                 e,
             )
         })?;
-        let rules = OriginRules::new(port, &settings.dev_origins, settings.allow_http_loopback).map_err(Error::InvalidInput)?;
+        let rules =
+            OriginRules::new(port, &settings.dev_origins, settings.allow_http_loopback).map_err(Error::InvalidInput)?;
         (Some((listeners, rules)), Some(port))
     } else {
         (None, None)
@@ -102,7 +106,13 @@ pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(unix::serve(unix_listener, Arc::clone(&service), service.shutdown_signal())));
     if let (Some((listeners, rules)), Some(port)) = (ws, port) {
-        tasks.push(tokio::spawn(websocket::serve(listeners, port, rules, Arc::clone(&service), service.shutdown_signal())));
+        tasks.push(tokio::spawn(websocket::serve(
+            listeners,
+            port,
+            rules,
+            Arc::clone(&service),
+            service.shutdown_signal(),
+        )));
     }
 
     let status = AgentStatus {

@@ -173,7 +173,9 @@ impl OriginStore {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-        f.write_all(&text).and_then(|_| f.sync_all()).map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+        f.write_all(&text)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
         fs::rename(&tmp, &self.path).map_err(|e| Error::io(format!("saving {}", self.path.display()), e))?;
         c.stamp = stamp(&self.path);
         Ok(out)
@@ -217,7 +219,11 @@ impl OriginStore {
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let m = fs::metadata(path).ok()?;
-    Some(Stamp { mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()), len: m.len(), ino: m.ino() })
+    Some(Stamp {
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        len: m.len(),
+        ino: m.ino(),
+    })
 }
 
 fn lock_file(path: &Path) -> Result<File, Error> {

@@ -27,7 +27,8 @@ impl Service {
     pub(crate) async fn pair(&self, session: &Session, params: Option<&RawValue>) -> AgentResult<Value> {
         let Some(origin) = session.origin() else {
             return Err(AgentError::Forbidden(
-                "`pair` is for web pages; local programs are trusted by uid (use `origins.pair` to pair an origin)".into(),
+                "`pair` is for web pages; local programs are trusted by uid (use `origins.pair` to pair an origin)"
+                    .into(),
             ));
         };
         let p: PairParams = parse_params(params)?;
@@ -41,10 +42,7 @@ impl Service {
         }
         let mut all = held.clone();
         all.extend(wanted.iter().copied());
-        let yes = self
-            .consent
-            .confirm_pairing(origin, &all, || wanted.is_subset(&self.origins.grants(origin)))
-            .await?;
+        let yes = self.consent.confirm_pairing(origin, &all, || wanted.is_subset(&self.origins.grants(origin))).await?;
         if !yes {
             log::info!("the holder refused to pair {origin}");
             return Err(AgentError::Carrier(ukey_api::Error::Cancelled));

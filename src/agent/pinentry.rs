@@ -256,14 +256,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             }
             let mut chunk = Zeroizing::new([0u8; 256]);
             let room = (LINE_MAX - self.pending.len()).min(chunk.len());
-            let n = self
-                .inner
-                .read(&mut chunk[..room])
-                .await
-                .map_err(|e| Error::io("reading from pinentry", e))?;
+            let n = self.inner.read(&mut chunk[..room]).await.map_err(|e| Error::io("reading from pinentry", e))?;
             if n == 0 {
                 return Err(Error::Device(
-                    "the PIN dialog program exited without answering (is a display or terminal available to it?)".into(),
+                    "the PIN dialog program exited without answering (is a display or terminal available to it?)"
+                        .into(),
                 ));
             }
             self.pending.extend_from_slice(&chunk[..n]);

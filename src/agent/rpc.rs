@@ -156,7 +156,10 @@ pub fn parse(text: &str, max_batch: usize) -> Result<Incoming<'_>, Response> {
 }
 
 fn parse_failure(e: &serde_json::Error) -> Response {
-    Response::failure(Id::Null, framing_error(codes::PARSE_ERROR, "ParseError", format!("message is not valid JSON: {e}")))
+    Response::failure(
+        Id::Null,
+        framing_error(codes::PARSE_ERROR, "ParseError", format!("message is not valid JSON: {e}")),
+    )
 }
 
 fn invalid(id: Id, message: impl Into<String>) -> Response {
@@ -260,7 +263,11 @@ mod tests {
             Ok(Incoming::Batch(items)) => assert!(items.iter().all(Result::is_err)),
             Ok(Incoming::Single(_)) => panic!("a nested array is no request"),
         }
-        let deep_obj = format!(r#"{{"jsonrpc":"2.0","method":"m","id":1,"x":{}1{}}}"#, "{\"a\":".repeat(50_000), "}".repeat(50_000));
+        let deep_obj = format!(
+            r#"{{"jsonrpc":"2.0","method":"m","id":1,"x":{}1{}}}"#,
+            "{\"a\":".repeat(50_000),
+            "}".repeat(50_000)
+        );
         let _ = parse(&deep_obj, 4);
     }
 
@@ -268,7 +275,8 @@ mod tests {
     fn responses_serialise_per_spec() {
         let ok = serde_json::to_value(Response::success(Id::Text("a".into()), Value::Bool(true))).unwrap();
         assert_eq!(ok, serde_json::json!({"jsonrpc":"2.0","result":true,"id":"a"}));
-        let err = serde_json::to_value(Response::failure(Id::Null, framing_error(-32600, "InvalidRequest", "m"))).unwrap();
+        let err =
+            serde_json::to_value(Response::failure(Id::Null, framing_error(-32600, "InvalidRequest", "m"))).unwrap();
         assert_eq!(err["error"]["data"]["kind"], "InvalidRequest");
         assert!(err.get("result").is_none());
     }

@@ -195,7 +195,12 @@ impl Service {
     }
 
     /// Opens a session; `outbox` carries answers and notifications to the transport's writer.
-    pub fn open_session(&self, transport: Transport, client: ClientIdentity, outbox: mpsc::Sender<String>) -> Arc<Session> {
+    pub fn open_session(
+        &self,
+        transport: Transport,
+        client: ClientIdentity,
+        outbox: mpsc::Sender<String>,
+    ) -> Arc<Session> {
         self.live_sessions.fetch_add(1, Ordering::SeqCst);
         Arc::new(Session {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -234,7 +239,11 @@ impl Service {
         }
     }
 
-    async fn answer(self: &Arc<Self>, session: &Arc<Session>, call: Result<rpc::Call<'_>, Response>) -> Option<Response> {
+    async fn answer(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        call: Result<rpc::Call<'_>, Response>,
+    ) -> Option<Response> {
         let call = match call {
             Ok(c) => c,
             Err(resp) => return Some(resp),
@@ -258,11 +267,19 @@ impl Service {
     }
 
     /// Every check that precedes the work, then the method.
-    async fn call(self: &Arc<Self>, session: &Arc<Session>, method: &str, params: Option<&RawValue>) -> AgentResult<Value> {
+    async fn call(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> AgentResult<Value> {
         let spec = methods::find(method).ok_or_else(|| AgentError::MethodNotFound(clip(method)))?;
         if session.is_page() {
             if spec.reach == Reach::UnixOnly {
-                log::warn!("refused `{method}` from the web page {}: administrative methods are Unix-socket only", session.client.describe());
+                log::warn!(
+                    "refused `{method}` from the web page {}: administrative methods are Unix-socket only",
+                    session.client.describe()
+                );
                 return Err(AgentError::Forbidden(format!(
                     "`{method}` is an administrative method: it is served only on the Unix socket (the `ukey` CLI), never to web pages"
                 )));
@@ -449,7 +466,8 @@ fn refuse_secrets(params: Option<&RawValue>) -> AgentResult<()> {
     if let Some(name) = map.keys().find(|k| SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str())) {
         log::warn!("refused a request from a web page that carried a `{name}` parameter");
         return Err(AgentError::Forbidden(
-            "a web page never sends a PIN: the agent asks the holder for it in its own dialog; remove the parameter".into(),
+            "a web page never sends a PIN: the agent asks the holder for it in its own dialog; remove the parameter"
+                .into(),
         ));
     }
     Ok(())

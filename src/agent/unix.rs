@@ -107,7 +107,11 @@ async fn connection(mut stream: UnixStream, service: Arc<Service>) {
                 log::warn!("closing a Unix-socket connection: a message exceeded {max} bytes");
                 let resp = Response::failure(
                     Id::Null,
-                    framing_error(codes::INVALID_REQUEST, "MessageTooLarge", format!("message larger than {max} bytes")),
+                    framing_error(
+                        codes::INVALID_REQUEST,
+                        "MessageTooLarge",
+                        format!("message larger than {max} bytes"),
+                    ),
                 );
                 if let Ok(text) = serde_json::to_string(&resp) {
                     let _ = tx.send(text).await;
@@ -165,12 +169,17 @@ impl LineBuffer {
         if self.pending.capacity() - self.pending.len() >= more {
             return;
         }
-        let mut bigger = Zeroizing::new(Vec::with_capacity((self.pending.len() + more).max(self.pending.capacity() * 2)));
+        let mut bigger =
+            Zeroizing::new(Vec::with_capacity((self.pending.len() + more).max(self.pending.capacity() * 2)));
         bigger.extend_from_slice(&self.pending);
         self.pending = bigger;
     }
 
-    async fn next_line<R: AsyncReadExt + Unpin>(&mut self, reader: &mut R, max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, LineError> {
+    async fn next_line<R: AsyncReadExt + Unpin>(
+        &mut self,
+        reader: &mut R,
+        max: usize,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, LineError> {
         let mut scanned = 0;
         loop {
             if let Some(pos) = self.pending[scanned..].iter().position(|b| *b == b'\n').map(|p| p + scanned) {

@@ -102,7 +102,8 @@ impl OriginRules {
         if origin.scheme == "https" {
             return Ok(origin);
         }
-        if self.own.contains(&origin) || self.dev.contains(&origin) || (self.any_http_loopback && origin.is_loopback()) {
+        if self.own.contains(&origin) || self.dev.contains(&origin) || (self.any_http_loopback && origin.is_loopback())
+        {
             return Ok(origin);
         }
         Err(format!(
@@ -117,7 +118,10 @@ pub fn check_host(host: Option<&str>, port: u16) -> Result<(), String> {
     let host = host.ok_or("no Host header")?.trim();
     let (name, got_port) = split_host_port(host).ok_or_else(|| format!("bad Host header `{}`", clip(host)))?;
     if !is_loopback_host(&name.to_ascii_lowercase()) {
-        return Err(format!("Host `{}` is not a loopback name; the agent answers only 127.0.0.1, localhost and [::1]", clip(host)));
+        return Err(format!(
+            "Host `{}` is not a loopback name; the agent answers only 127.0.0.1, localhost and [::1]",
+            clip(host)
+        ));
     }
     if got_port != Some(port) {
         return Err(format!("Host `{}` does not name this agent's port {port}", clip(host)));

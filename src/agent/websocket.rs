@@ -41,12 +41,19 @@ pub async fn bind(port: u16) -> std::io::Result<(Vec<TcpListener>, u16)> {
 }
 
 /// Accepts connections on every listener until shutdown.
-pub async fn serve(listeners: Vec<TcpListener>, port: u16, rules: OriginRules, service: Arc<Service>, shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    port: u16,
+    rules: OriginRules,
+    service: Arc<Service>,
+    shutdown: watch::Receiver<bool>,
+) {
     let rules = Arc::new(rules);
     let slots = Arc::new(Semaphore::new(service.settings.limits.max_websocket_connections));
     let mut tasks = Vec::new();
     for listener in listeners {
-        let (rules, slots, service, mut shutdown) = (Arc::clone(&rules), Arc::clone(&slots), Arc::clone(&service), shutdown.clone());
+        let (rules, slots, service, mut shutdown) =
+            (Arc::clone(&rules), Arc::clone(&slots), Arc::clone(&service), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -157,7 +164,8 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::channel::<String>(limits.event_buffer.max(8));
     let (close_tx, mut close_rx) = mpsc::channel::<CloseFrame>(1);
-    let session = service.open_session(Transport::WebSocket, ClientIdentity::Page { origin: origin.clone() }, tx.clone());
+    let session =
+        service.open_session(Transport::WebSocket, ClientIdentity::Page { origin: origin.clone() }, tx.clone());
     let ping_every = (limits.idle_timeout() / 3).max(Duration::from_secs(1));
     let writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(ping_every);
@@ -201,7 +209,8 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
                 });
             }
             Ok(Message::Binary(_)) => {
-                let _ = close_tx.try_send(CloseFrame { code: CloseCode::Unsupported, reason: "send JSON-RPC as text".into() });
+                let _ = close_tx
+                    .try_send(CloseFrame { code: CloseCode::Unsupported, reason: "send JSON-RPC as text".into() });
                 break;
             }
             Ok(Message::Close(_)) => break,

@@ -157,7 +157,12 @@ fn pop_line(script: &PathBuf) -> std::io::Result<String> {
     Ok(first)
 }
 
-fn record(log: Option<&PathBuf>, command: &str, texts: &BTreeMap<&'static str, String>, answer: &str) -> std::io::Result<()> {
+fn record(
+    log: Option<&PathBuf>,
+    command: &str,
+    texts: &BTreeMap<&'static str, String>,
+    answer: &str,
+) -> std::io::Result<()> {
     let Some(path) = log else { return Ok(()) };
     let mut entry = serde_json::Map::new();
     entry.insert("command".into(), command.into());
@@ -176,7 +181,10 @@ fn unescape(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(v) = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;

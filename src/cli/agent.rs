@@ -11,11 +11,15 @@ use serde_json::json;
 
 use ukey_api::{Driver, Error};
 
-use crate::agent::client::{AgentClient, ClientError};
+use crate::agent::client::AgentClient;
 use crate::agent::gate::PersonalGate;
 use crate::agent::instance;
 use crate::agent::settings::{AgentSettings, PinCacheSettings};
 use crate::agent::{AgentOptions, run};
+use crate::cli::Run;
+use crate::cli::context::Context;
+use crate::cli::error::CliResult;
+use crate::registry::Registry;
 
 /// `ukey agent [OPTIONS] [status|stop]`
 #[derive(Debug, Args)]
@@ -36,6 +40,24 @@ pub enum AgentCommand {
     Status,
     /// Ask the running agent to stop.
     Stop,
+}
+
+impl Run for AgentArgs {
+    fn run(self, ctx: &Context) -> CliResult {
+        let base = ctx.config.file.agent.clone();
+        match self.command {
+            Some(AgentCommand::Status) => status(&base, ctx.out.json),
+            Some(AgentCommand::Stop) => stop(&base),
+            None => {
+                let settings = self.run.settings(base)?;
+                if self.run.detach {
+                    return Ok(run_detached(&settings)?);
+                }
+                let drivers = Registry::from_config(&ctx.config).into_drivers();
+                Ok(run_foreground(settings, drivers)?)
+            }
+        }
+    }
 }
 
 /// Options for running the agent; each overrides the `[agent]` table of the config file.
@@ -89,7 +111,9 @@ impl AgentRunArgs {
             let (secs, uses) = text
                 .split_once(':')
                 .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-                .ok_or_else(|| Error::InvalidInput(format!("--pin-cache `{text}`: expected SECONDS:USES, e.g. 300:20")))?;
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!("--pin-cache `{text}`: expected SECONDS:USES, e.g. 300:20"))
+                })?;
             s.pin_cache = Some(PinCacheSettings { seconds: secs, uses });
         }
         if self.no_websocket {
@@ -113,7 +137,8 @@ pub fn run_foreground(settings: AgentSettings, drivers: Vec<Arc<dyn Driver>>) ->
         .map_err(|e| Error::io("starting the agent runtime", e))?;
     let options = AgentOptions { settings, drivers, gate: Arc::new(PersonalGate) };
     runtime.block_on(run(options, |status| {
-        let mut line = format!("ukey agent {} (pid {}) listening on {}", status.version, status.pid, status.socket.display());
+        let mut line =
+            format!("ukey agent {} (pid {}) listening on {}", status.version, status.pid, status.socket.display());
         if let Some(port) = status.port {
             line.push_str(&format!("; demo page http://127.0.0.1:{port}/"));
         }
@@ -158,7 +183,11 @@ pub fn run_detached(settings: &AgentSettings) -> Result<(), Error> {
             )));
         }
         if let Some(status) = instance::read_status(&dir).filter(|s| s.pid == child.id()) {
-            let mut line = format!("ukey agent started in the background (pid {}), socket {}", status.pid, status.socket.display());
+            let mut line = format!(
+                "ukey agent started in the background (pid {}), socket {}",
+                status.pid,
+                status.socket.display()
+            );
             if let Some(port) = status.port {
                 line.push_str(&format!(", demo page http://127.0.0.1:{port}/"));
             }
@@ -166,18 +195,21 @@ pub fn run_detached(settings: &AgentSettings) -> Result<(), Error> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(Error::Timeout(format!("the agent did not start listening within 20 s; see {}", log_path.display())));
+            return Err(Error::Timeout(format!(
+                "the agent did not start listening within 20 s; see {}",
+                log_path.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
 }
 
 /// `ukey agent status`: where the running agent listens and what it serves.
-pub fn status(settings: &AgentSettings, as_json: bool) -> Result<(), ClientError> {
-    let dir = instance::runtime_dir(settings.runtime_dir.as_deref()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+pub fn status(settings: &AgentSettings, as_json: bool) -> CliResult {
+    let dir = instance::runtime_dir(settings.runtime_dir.as_deref())?;
     let socket = instance::socket_path(&dir);
-    let mut client = AgentClient::connect(&socket)?;
-    let st = client.call("agent.status", json!({}))?;
+    let mut client = AgentClient::connect(&socket).map_err(Error::from)?;
+    let st = client.call("agent.status", json!({})).map_err(Error::from)?;
     if as_json {
         println!("{st}");
         return Ok(());
@@ -198,10 +230,10 @@ pub fn status(settings: &AgentSettings, as_json: bool) -> Result<(), ClientError
 }
 
 /// `ukey agent stop`.
-pub fn stop(settings: &AgentSettings) -> Result<(), ClientError> {
-    let dir = instance::runtime_dir(settings.runtime_dir.as_deref()).map_err(|e| ClientError::Protocol(e.to_string()))?;
-    let mut client = AgentClient::connect(&instance::socket_path(&dir))?;
-    client.call("agent.shutdown", json!({}))?;
+pub fn stop(settings: &AgentSettings) -> CliResult {
+    let dir = instance::runtime_dir(settings.runtime_dir.as_deref())?;
+    let mut client = AgentClient::connect(&instance::socket_path(&dir)).map_err(Error::from)?;
+    client.call("agent.shutdown", json!({})).map_err(Error::from)?;
     println!("the ukey agent is stopping");
     Ok(())
 }

@@ -8,10 +8,16 @@ use std::collections::BTreeSet;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use crate::agent::client::{AgentClient, ClientError};
+use ukey_api::Error;
+
+use crate::agent::client::AgentClient;
 use crate::agent::origins::{Grant, OriginStore};
 use crate::agent::settings::AgentSettings;
 use crate::agent::webguard::WebOrigin;
+use crate::cli::Run;
+use crate::cli::context::Context;
+use crate::cli::error::{CliError, CliResult};
+use crate::cli::output::{Table, sanitize, utc_time};
 
 /// `ukey origins ...`
 #[derive(Debug, Subcommand)]
@@ -34,21 +40,28 @@ pub enum OriginsCommand {
     },
 }
 
+impl Run for OriginsCommand {
+    fn run(self, ctx: &Context) -> CliResult {
+        self.execute(&ctx.config.file.agent, ctx.out.json)
+    }
+}
+
 impl OriginsCommand {
     /// Runs the command; prints a table, or JSON with `as_json`.
-    pub fn execute(&self, settings: &AgentSettings, as_json: bool) -> Result<(), Box<dyn std::error::Error>> {
-        let mut agent = AgentClient::connect_if_running(settings.runtime_dir.as_deref())?;
+    pub fn execute(&self, settings: &AgentSettings, as_json: bool) -> CliResult {
+        let mut agent = AgentClient::connect_if_running(settings.runtime_dir.as_deref()).map_err(Error::from)?;
+        let via = |r: Result<Value, crate::agent::client::ClientError>| r.map_err(|e| CliError::from(Error::from(e)));
         let result = match (self, agent.as_mut()) {
-            (OriginsCommand::List, Some(a)) => a.call("origins.list", json!({}))?,
+            (OriginsCommand::List, Some(a)) => via(a.call("origins.list", json!({})))?,
             (OriginsCommand::List, None) => json!({ "origins": store(settings)?.list()? }),
             (OriginsCommand::Pair { origin, enroll }, Some(a)) => {
-                a.call("origins.pair", json!({ "origin": origin, "grants": grants(*enroll) }))?
+                via(a.call("origins.pair", json!({ "origin": origin, "grants": grants(*enroll) })))?
             }
             (OriginsCommand::Pair { origin, enroll }, None) => {
-                let canonical = WebOrigin::parse(origin).map_err(|e| ClientError::Protocol(e))?.to_string();
+                let canonical = WebOrigin::parse(origin).map_err(CliError::Usage)?.to_string();
                 json!(store(settings)?.pair(&canonical, &grants(*enroll))?)
             }
-            (OriginsCommand::Revoke { origin }, Some(a)) => a.call("origins.revoke", json!({ "origin": origin }))?,
+            (OriginsCommand::Revoke { origin }, Some(a)) => via(a.call("origins.revoke", json!({ "origin": origin })))?,
             (OriginsCommand::Revoke { origin }, None) => {
                 let canonical = WebOrigin::parse(origin).map(|o| o.to_string()).unwrap_or(origin.clone());
                 json!({ "origin": canonical, "revoked": store(settings)?.revoke(&canonical)? })
@@ -68,7 +81,10 @@ impl OriginsCommand {
                 if result["revoked"].as_bool() == Some(true) {
                     println!("revoked {origin}");
                 } else {
-                    return Err(format!("{origin} was not paired; `ukey origins list` shows the paired ones").into());
+                    return Err(Error::NotFound(format!(
+                        "{origin} was not paired; `ukey origins list` shows the paired ones"
+                    ))
+                    .into());
                 }
             }
         }
@@ -98,35 +114,13 @@ fn print_list(result: &Value) {
         println!("no origins are paired");
         return;
     }
-    println!("{:<48} {:<14} PAIRED (UTC)", "ORIGIN", "GRANTS");
+    let mut table = Table::new(&["ORIGIN", "GRANTS", "PAIRED"]);
     for o in list {
-        let when = o["paired_at"].as_i64().map(format_time).unwrap_or_default();
-        println!("{:<48} {:<14} {when}", o["origin"].as_str().unwrap_or("?"), grant_names(&o["grants"]));
+        table.row(vec![
+            sanitize(o["origin"].as_str().unwrap_or("?")),
+            grant_names(&o["grants"]),
+            o["paired_at"].as_i64().map(utc_time).unwrap_or_default(),
+        ]);
     }
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM` (UTC), without a date crate.
-fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00");
-        assert_eq!(super::format_time(1_700_000_000), "2023-11-14 22:13");
-    }
+    let _ = table.write(&mut std::io::stdout());
 }

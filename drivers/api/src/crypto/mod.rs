@@ -4,4 +4,21 @@
 
 pub mod cert;
 pub mod encoding;
+pub mod hash;
 pub mod keyinfo;
+pub mod prepare;
+pub mod rsapad;
+pub mod sigenc;
+pub mod signer;
+pub mod sm2z;
+pub mod software;
+pub mod verify;
+
+pub use hash::Hasher;
+pub use keyinfo::spki_algorithm;
+pub use prepare::{SignData, check_input_form, input_from_digest, message_hasher, prepare_input};
+pub use sigenc::{SignatureFormat, der_to_raw, encode_signature, raw_to_der, signature_to_raw};
+pub use signer::{CarrierKeySigner, KeySigner};
+pub use sm2z::{sm2_e, sm2_z};
+pub use software::SoftwareKey;
+pub use verify::{PssSaltLen, VerifyOptions, public_key_from_pem_or_der, verify_signature, verify_signature_with};
