@@ -156,7 +156,14 @@ impl AgentClient {
             serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
                 .map_err(|e| ClientError::Protocol(e.to_string()))?;
         text.push('\n');
-        self.writer.write_all(text.as_bytes())?;
+        if let Err(e) = self.writer.write_all(text.as_bytes()) {
+            // The agent may have refused the connection (wrong uid) and closed it before our
+            // request arrived; its refusal is still waiting to be read.
+            return match self.read_message() {
+                Ok(message) if message.get("error").is_some() => answer(message),
+                _ => Err(ClientError::Io(e)),
+            };
+        }
         loop {
             let message = self.read_message()?;
             if message.get("id").and_then(Value::as_u64) == Some(id) {

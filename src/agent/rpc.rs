@@ -41,9 +41,9 @@ pub struct Call<'a> {
 #[derive(Debug)]
 pub enum Incoming<'a> {
     /// A single request or notification (or the error answer for a malformed one).
-    Single(Result<Call<'a>, Response>),
+    Single(Result<Call<'a>, Box<Response>>),
     /// A batch; each element is parsed on its own, so one bad element does not spoil the rest.
-    Batch(Vec<Result<Call<'a>, Response>>),
+    Batch(Vec<Result<Call<'a>, Box<Response>>>),
 }
 
 /// A JSON-RPC error object.
@@ -128,25 +128,25 @@ fn present_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error
 /// A message that is not JSON, an empty batch or a batch over the bound yields one error
 /// response with a `null` id (the spec's answer for an unreadable message), without looking at
 /// any element: a batch bomb costs one parse and no work.
-pub fn parse(text: &str, max_batch: usize) -> Result<Incoming<'_>, Response> {
+pub fn parse(text: &str, max_batch: usize) -> Result<Incoming<'_>, Box<Response>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         let elements: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| parse_failure(&e))?;
         if elements.is_empty() {
-            return Err(Response::failure(
+            return Err(Box::new(Response::failure(
                 Id::Null,
                 framing_error(codes::INVALID_REQUEST, "InvalidRequest", "empty batch; send at least one request"),
-            ));
+            )));
         }
         if elements.len() > max_batch {
-            return Err(Response::failure(
+            return Err(Box::new(Response::failure(
                 Id::Null,
                 framing_error(
                     codes::INVALID_REQUEST,
                     "BatchTooLarge",
                     format!("batch of {} requests; this agent accepts at most {max_batch} per batch", elements.len()),
                 ),
-            ));
+            )));
         }
         return Ok(Incoming::Batch(elements.into_iter().map(|raw| parse_call(raw.get())).collect()));
     }
@@ -155,18 +155,18 @@ pub fn parse(text: &str, max_batch: usize) -> Result<Incoming<'_>, Response> {
     Ok(Incoming::Single(parse_call(raw.get())))
 }
 
-fn parse_failure(e: &serde_json::Error) -> Response {
-    Response::failure(
+fn parse_failure(e: &serde_json::Error) -> Box<Response> {
+    Box::new(Response::failure(
         Id::Null,
         framing_error(codes::PARSE_ERROR, "ParseError", format!("message is not valid JSON: {e}")),
-    )
+    ))
 }
 
-fn invalid(id: Id, message: impl Into<String>) -> Response {
-    Response::failure(id, framing_error(codes::INVALID_REQUEST, "InvalidRequest", message))
+fn invalid(id: Id, message: impl Into<String>) -> Box<Response> {
+    Box::new(Response::failure(id, framing_error(codes::INVALID_REQUEST, "InvalidRequest", message)))
 }
 
-fn parse_call(text: &str) -> Result<Call<'_>, Response> {
+fn parse_call(text: &str) -> Result<Call<'_>, Box<Response>> {
     let envelope: Envelope<'_> = serde_json::from_str(text)
         .map_err(|e| invalid(Id::Null, format!("a request must be a JSON object with jsonrpc, method and id: {e}")))?;
     let id = match envelope.id {
@@ -198,7 +198,7 @@ fn parse_call(text: &str) -> Result<Call<'_>, Response> {
 mod tests {
     use super::*;
 
-    fn single(text: &str) -> Result<Call<'_>, Response> {
+    fn single(text: &str) -> Result<Call<'_>, Box<Response>> {
         match parse(text, 4).unwrap() {
             Incoming::Single(c) => c,
             Incoming::Batch(_) => panic!("expected single"),
@@ -242,7 +242,7 @@ mod tests {
             Incoming::Batch(items) => assert_eq!(items.len(), 2),
             Incoming::Single(_) => panic!("expected batch"),
         }
-        let bomb = format!("[{}]", vec![one; 5].join(","));
+        let bomb = format!("[{}]", [one; 5].join(","));
         let e = parse(&bomb, 4).unwrap_err();
         assert_eq!(e.error().unwrap().data.as_ref().unwrap()["kind"], "BatchTooLarge");
         assert_eq!(parse("[]", 4).unwrap_err().error().unwrap().code, codes::INVALID_REQUEST);

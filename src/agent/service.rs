@@ -242,11 +242,11 @@ impl Service {
     async fn answer(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        call: Result<rpc::Call<'_>, Response>,
+        call: Result<rpc::Call<'_>, Box<Response>>,
     ) -> Option<Response> {
         let call = match call {
             Ok(c) => c,
-            Err(resp) => return Some(resp),
+            Err(resp) => return Some(*resp),
         };
         let limit = self.settings.limits.request_timeout();
         let outcome = match tokio::time::timeout(limit, self.call(session, &call.method, call.params)).await {

@@ -88,30 +88,26 @@ fn serve(script: &PathBuf, log: Option<&PathBuf>) -> std::io::Result<()> {
                 }
                 "GETPIN" | "CONFIRM" => {
                     let answer = next_answer(script)?;
+                    // Record before answering: the agent may kill the dialog as soon as it has
+                    // its answer.
                     let kind = match (verb, answer.as_str()) {
-                        (_, "exit") => {
-                            record(log, verb, &texts, "exit")?;
-                            std::process::exit(0);
-                        }
-                        ("GETPIN", a) if a.starts_with("pin ") => {
-                            writeln!(out, "D {}", escape(&a[4..]))?;
-                            writeln!(out, "OK")?;
-                            "pin"
-                        }
-                        ("CONFIRM", a) if a == "ok" || a.starts_with("pin ") => {
-                            writeln!(out, "OK")?;
-                            "ok"
-                        }
-                        ("CONFIRM", "no") => {
-                            writeln!(out, "{NOT_CONFIRMED}")?;
-                            "no"
-                        }
-                        _ => {
-                            writeln!(out, "{CANCELLED}")?;
-                            "cancel"
-                        }
+                        (_, "exit") => "exit",
+                        ("GETPIN", a) if a.starts_with("pin ") => "pin",
+                        ("CONFIRM", a) if a == "ok" || a.starts_with("pin ") => "ok",
+                        ("CONFIRM", "no") => "no",
+                        _ => "cancel",
                     };
                     record(log, verb, &texts, kind)?;
+                    match kind {
+                        "exit" => std::process::exit(0),
+                        "pin" => {
+                            writeln!(out, "D {}", escape(answer.get(4..).unwrap_or("")))?;
+                            writeln!(out, "OK")?;
+                        }
+                        "ok" => writeln!(out, "OK")?,
+                        "no" => writeln!(out, "{NOT_CONFIRMED}")?,
+                        _ => writeln!(out, "{CANCELLED}")?,
+                    }
                     texts.remove("error");
                 }
                 "BYE" => {
