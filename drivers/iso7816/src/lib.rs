@@ -9,6 +9,8 @@
 
 pub mod apdu;
 pub mod atr;
+pub mod card_carrier;
+pub mod piv;
 pub mod status;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -17,5 +19,6 @@ pub mod trace;
 pub mod transport;
 
 pub use apdu::{Command, Le, Response};
+pub use card_carrier::{PivCarrier, PivOptions};
 pub use status::{Context, Guard, StatusWord};
 pub use transport::{ApduPipe, CardTransport, Channel, with_transaction};

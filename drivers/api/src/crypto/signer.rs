@@ -71,3 +71,21 @@ impl<T: KeySigner + ?Sized> KeySigner for &T {
         (**self).sign(mechanism, input)
     }
 }
+
+/// Signs DER-encoded to-be-signed data for X.509 / PKCS#10: prepares the input (SM2: over
+/// `Z ‖ data` with the mechanism's id), has the signer sign it, and returns the signature
+/// AlgorithmIdentifier and the BIT STRING value (EC/SM2: DER `SEQUENCE { r, s }`).
+pub fn sign_for_x509(
+    signer: &dyn KeySigner,
+    mechanism: &Mechanism,
+    tbs_der: &[u8],
+) -> Result<(spki::AlgorithmIdentifierOwned, der::asn1::BitString)> {
+    let input = crate::crypto::prepare_input(
+        mechanism,
+        Some(signer.public_key_spki()),
+        crate::crypto::SignData::Message(tbs_der),
+    )?;
+    let raw = signer.sign(mechanism, &input)?;
+    let bits = crate::crypto::x509sig::signature_bits(signer.algorithm(), &raw)?;
+    Ok((crate::crypto::x509sig::signature_algorithm(mechanism)?, crate::crypto::x509sig::bit_string(&bits)?))
+}

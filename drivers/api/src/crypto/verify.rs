@@ -172,16 +172,19 @@ fn verify_rsa(
 /// Reads a public key from what people have at hand: a certificate or a `PUBLIC KEY`, in PEM or
 /// DER. Returns DER SubjectPublicKeyInfo.
 pub fn public_key_from_pem_or_der(bytes: &[u8]) -> Result<Vec<u8>> {
-    if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        let (label, der) =
-            der::pem::decode_vec(bytes.trim_ascii()).map_err(|e| Error::InvalidInput(format!("malformed PEM: {e}")))?;
-        return match label {
-            "PUBLIC KEY" => spki_checked(&der),
-            "CERTIFICATE" => Ok(crate::crypto::cert::parse_certificate(&der)?.public_key),
-            other => Err(Error::InvalidInput(format!(
-                "PEM label `{other}`: expected `PUBLIC KEY` or `CERTIFICATE` (export one with `ukey pubkey` or `ukey certs`)"
-            ))),
-        };
+    use crate::crypto::pem;
+    if pem::is_pem(bytes) {
+        for (label, der) in pem::pem_blocks(bytes)? {
+            match label.as_str() {
+                pem::PUBLIC_KEY => return spki_checked(&der),
+                pem::CERTIFICATE => return Ok(crate::crypto::cert::parse_certificate(&der)?.public_key),
+                _ => {}
+            }
+        }
+        return Err(Error::InvalidInput(
+            "the PEM input has no `PUBLIC KEY` or `CERTIFICATE` block (export one with `ukey pubkey` or `ukey certs`)"
+                .into(),
+        ));
     }
     if SubjectPublicKeyInfoRef::from_der(bytes).is_ok() {
         return spki_checked(bytes);
