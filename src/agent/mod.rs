@@ -140,6 +140,7 @@ pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> 
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
     }
+    service.drain(Duration::from_secs(1)).await;
     lock.clean_up(if activated { None } else { Some(&socket_path) });
     Ok(())
 }

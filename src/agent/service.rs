@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::agent::carriers::Carriers;
@@ -65,7 +65,7 @@ pub struct Session {
     greeted: AtomicBool,
     outbox: mpsc::Sender<String>,
     subscriptions: Mutex<HashMap<u64, JoinHandle<()>>>,
-    live: Arc<AtomicUsize>,
+    live: Arc<(AtomicUsize, Notify)>,
 }
 
 impl Session {
@@ -75,6 +75,12 @@ impl Session {
             ClientIdentity::Page { origin } => Some(origin),
             ClientIdentity::Program { .. } => None,
         }
+    }
+
+    /// True once `hello` succeeded. Until then transports handle messages one at a time, so a
+    /// client may send requests right behind its `hello` without waiting for the answer.
+    pub fn greeted(&self) -> bool {
+        self.greeted.load(Ordering::SeqCst)
     }
 
     /// True for a web page.
@@ -112,7 +118,8 @@ impl Drop for Session {
                 task.abort();
             }
         }
-        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.live.0.fetch_sub(1, Ordering::SeqCst);
+        self.live.1.notify_waiters();
     }
 }
 
@@ -147,7 +154,7 @@ pub struct Service {
     started: SystemTime,
     shutdown: watch::Sender<bool>,
     next_id: AtomicU64,
-    live_sessions: Arc<AtomicUsize>,
+    live_sessions: Arc<(AtomicUsize, Notify)>,
 }
 
 impl Service {
@@ -173,7 +180,7 @@ impl Service {
             started: SystemTime::now(),
             shutdown,
             next_id: AtomicU64::new(1),
-            live_sessions: Arc::new(AtomicUsize::new(0)),
+            live_sessions: Arc::new((AtomicUsize::new(0), Notify::new())),
         })
     }
 
@@ -194,6 +201,21 @@ impl Service {
         self.shutdown.send_replace(true);
     }
 
+    /// Waits (at most `limit`) for open connections to finish, so answers already computed —
+    /// the one to `agent.shutdown` included — reach their clients before the process exits.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.live_sessions.1.notified();
+            if self.live_sessions.0.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Opens a session; `outbox` carries answers and notifications to the transport's writer.
     pub fn open_session(
         &self,
@@ -201,7 +223,7 @@ impl Service {
         client: ClientIdentity,
         outbox: mpsc::Sender<String>,
     ) -> Arc<Session> {
-        self.live_sessions.fetch_add(1, Ordering::SeqCst);
+        self.live_sessions.0.fetch_add(1, Ordering::SeqCst);
         Arc::new(Session {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             transport,
@@ -445,7 +467,7 @@ impl Service {
             "port": endpoints.port,
             "uptime_secs": uptime,
             "carriers": self.carriers.list().len(),
-            "sessions": self.live_sessions.load(Ordering::SeqCst),
+            "sessions": self.live_sessions.0.load(Ordering::SeqCst),
             "subscribers": self.events.subscribers(),
             "pin_cache": self.consent.cache.enabled(),
             "origins_file": self.origins.path(),

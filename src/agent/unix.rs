@@ -124,10 +124,11 @@ async fn connection(mut stream: UnixStream, service: Arc<Service>) {
             continue;
         }
         let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+        let work_session = Arc::clone(&session);
         let service = Arc::clone(&service);
         let session = Arc::clone(&session);
         let tx = tx.clone();
-        tokio::spawn(async move {
+        let work = async move {
             let _permit = permit;
             let answer = match std::str::from_utf8(&line) {
                 Ok(text) => service.handle_message(&session, text).await,
@@ -141,7 +142,12 @@ async fn connection(mut stream: UnixStream, service: Arc<Service>) {
             if let Some(text) = answer {
                 let _ = tx.send(text).await;
             }
-        });
+        };
+        if work_session.greeted() {
+            tokio::spawn(work);
+        } else {
+            work.await;
+        }
     }
     drop(tx);
     drop(session);

@@ -200,13 +200,20 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
         match next {
             Ok(Message::Text(text)) => {
                 let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+                let greeted = session.greeted();
                 let (service, session, tx) = (Arc::clone(&service), Arc::clone(&session), tx.clone());
-                tokio::spawn(async move {
+                let work = async move {
                     let _permit = permit;
                     if let Some(answer) = service.handle_message(&session, text.as_str()).await {
                         let _ = tx.send(answer).await;
                     }
-                });
+                };
+                // Until the handshake is done, one message at a time (see Session::greeted).
+                if greeted {
+                    tokio::spawn(work);
+                } else {
+                    work.await;
+                }
             }
             Ok(Message::Binary(_)) => {
                 let _ = close_tx
