@@ -4,6 +4,7 @@
 //! implements [`Run`], declare the module below, and add one variant to [`Command`] plus its arm
 //! in [`Command::run`].
 
+pub mod catalog;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -112,6 +113,9 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// Carrier models ukey knows: list, check catalog files, generate udev rules.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 impl Command {
@@ -129,6 +133,7 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Catalog(c) => c.run(ctx),
         }
     }
 }

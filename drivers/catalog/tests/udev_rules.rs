@@ -76,7 +76,7 @@ fn committed_rules_agree_with_the_catalog() {
     let rendered = render(&seed());
     assert!(
         committed == rendered,
-        "{} is out of date with the catalog; regenerate it with\n  cargo run -q -p ukey-catalog --example render_udev > udev/{RULES_FILE_NAME}\n(or `ukey catalog udev --out udev/{RULES_FILE_NAME}`) and commit it",
+        "{} is out of date with the catalog; regenerate it with\n  cargo run -q -p ukey-catalog --example render_udev > udev/{RULES_FILE_NAME}\n(or `ukey catalog udev --seed-only --out udev/{RULES_FILE_NAME}`) and commit it",
         path.display()
     );
 }
