@@ -44,6 +44,7 @@ impl Registry {
         if config.soft_enabled {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
+        registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
         registry
     }
 
