@@ -33,6 +33,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Removes a file and flushes its directory, so the removal survives a crash.
+pub fn remove_durably(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(|e| io_error(path, "delete", e))?;
+    let dir = parent_dir(path)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error(dir, "flush", e))
+}
+
 /// Reads a whole file, refusing files larger than `limit` bytes. A missing file is reported as
 /// `Ok(None)` so callers can say which object went away.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>> {

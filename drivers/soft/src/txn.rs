@@ -111,10 +111,9 @@ impl Txn<'_> {
         &self.files.path
     }
 
-    /// Removes the token file; nothing is written afterwards.
+    /// Removes the token file durably; nothing is written afterwards.
     pub fn delete_file(&mut self) -> Result<()> {
-        std::fs::remove_file(&self.files.path)
-            .map_err(|e| crate::fsio::io_error(&self.files.path, "delete the token file", e))?;
+        crate::fsio::remove_durably(&self.files.path)?;
         self.deleted = true;
         Ok(())
     }

@@ -192,12 +192,14 @@ fn sigkill_during_writes_leaves_a_token_that_opens() {
 
 #[test]
 fn killing_a_pin_check_never_gives_a_free_try() {
-    let dir = tempfile::tempdir().unwrap();
-    // An expensive KDF (~1 s here) so the kill lands while the PIN is being checked.
-    let slow = KdfParams { m_cost_kib: 64 * 1024, t_cost: 8, p_cost: 1 };
-    let driver = SoftDriver::open(dir.path()).with_kdf_params(slow).unwrap();
-    let token = driver.create_soft_token("slow", &pin(SO_PIN), &pin(USER_PIN)).unwrap();
-    let mut child = spawn_child("slow-verify", dir.path(), &token.info().serial, 0);
+    let fx = Fixture::new();
+    let token = fx.token("slow");
+    // Re-wrap the user PIN with an expensive KDF (about a second), so the kill lands while the PIN
+    // is being checked; the other records keep the cheap parameters to keep set-up short.
+    let slow = KdfParams { m_cost_kib: 64 * 1024, t_cost: 16, p_cost: 1 };
+    let slow_driver = fx.driver.clone().with_kdf_params(slow).unwrap();
+    slow_driver.token(&token.info().serial).unwrap().change_pin(PinRole::User, &user(), &pin(USER_PIN)).unwrap();
+    let mut child = spawn_child("slow-verify", &fx.store_dir(), &token.info().serial, 0);
     wait_for("the try to be spent on disk", Duration::from_secs(60), || {
         token.pin_state().map(|s| s.user.retries_left == Some(5)).unwrap_or(false)
     });
