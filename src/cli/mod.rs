@@ -4,6 +4,8 @@
 //! implements [`Run`], declare the module below, and add one variant to [`Command`] plus its arm
 //! in [`Command::run`].
 
+pub mod agent;
+pub mod catalog;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
+pub mod origins;
 pub mod output;
 pub mod pin;
 pub mod pin_input;
@@ -113,6 +116,14 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// Run the local agent that web pages and programs sign through (or show / stop it).
+    Agent(agent::AgentArgs),
+    /// List, pair or revoke the web sites allowed to use the agent.
+    #[command(subcommand)]
+    Origins(origins::OriginsCommand),
+    /// Carrier models ukey knows: list, check catalog files, generate udev rules.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 impl Command {
@@ -130,6 +141,9 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Agent(c) => c.run(ctx),
+            Command::Origins(c) => c.run(ctx),
+            Command::Catalog(c) => c.run(ctx),
         }
     }
 }
