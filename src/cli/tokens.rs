@@ -113,7 +113,8 @@ impl Render for TokensReport {
                     Some(p) => (pin_summary(&p.user), pin_summary(&p.so)),
                     None => ("?".into(), "?".into()),
                 };
-                let kind = if t.software { format!("{} (software)", t.kind) } else { t.kind.clone() };
+                let kind =
+                    if t.software && t.kind != "soft" { format!("{} (software)", t.kind) } else { t.kind.clone() };
                 table.row(vec![t.label.clone(), kind, t.serial.clone(), t.model.clone(), user, so, t.id.clone()]);
             }
             table.write(out)?;
