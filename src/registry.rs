@@ -64,7 +64,9 @@ impl Registry {
         self.drivers.push((name, driver));
     }
 
-    /// Lists the carriers of every driver; a failing driver becomes a problem, not an error.
+    /// Lists the carriers of every driver; a failing driver, and every part a driver reports as
+    /// unhealthy (a damaged token file, a module that does not load), becomes a problem, not an
+    /// error.
     pub fn inventory(&self) -> Inventory {
         let mut carriers = Vec::new();
         let mut problems = self.failed.clone();
@@ -74,6 +76,17 @@ impl Registry {
                 Err(e) => {
                     log::warn!("driver {name} could not list its carriers: {e}");
                     problems.push(DriverProblem { driver: name.to_string(), message: e.to_string() });
+                }
+            }
+            // Carriers that failed to open are left out of the list and described here.
+            for status in driver.status().into_iter().filter(|s| !s.ok) {
+                let message = if status.message.contains(&status.subject) {
+                    status.message
+                } else {
+                    format!("{}: {}", status.subject, status.message)
+                };
+                if !problems.iter().any(|p| p.driver == *name && p.message == message) {
+                    problems.push(DriverProblem { driver: name.to_string(), message });
                 }
             }
         }

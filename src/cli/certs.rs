@@ -176,7 +176,7 @@ impl Run for CertsArgs {
             }
         }
         for p in &inventory.problems {
-            ctx.out.note(&format!("warning: driver {} is unavailable: {}", p.driver, p.message));
+            ctx.out.note(&format!("warning: {}: {}", p.driver, p.message));
         }
         ctx.out.emit(&report)
     }
