@@ -35,27 +35,50 @@ pub struct Inventory {
 pub struct Registry {
     drivers: Vec<(&'static str, Box<dyn Driver>)>,
     failed: Vec<DriverProblem>,
+    /// `drivers = [...]` from the config: only these start (`None`: all).
+    only: Option<Vec<String>>,
+    /// Every driver name offered to [`Registry::start`], to catch typos in `only`.
+    known: Vec<&'static str>,
 }
 
 impl Registry {
     /// Starts the drivers the configuration enables, one line per carrier family.
     pub fn from_config(config: &Config) -> Self {
-        let mut registry = Registry::default();
+        let mut registry = Registry { only: config.drivers.clone(), ..Registry::default() };
         if config.soft_enabled {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
+        registry.check_selection();
         registry
     }
 
-    /// Starts one driver, recording a failure instead of returning it.
+    /// Starts one driver (unless the configuration leaves it out), recording a failure instead
+    /// of returning it.
     pub fn start(&mut self, name: &'static str, start: impl FnOnce() -> Result<Box<dyn Driver>, Error>) {
+        self.known.push(name);
+        if self.only.as_ref().is_some_and(|only| !only.iter().any(|n| n == name)) {
+            log::info!("driver {name} not started: the configuration selects {:?}", self.only);
+            return;
+        }
         match start() {
             Ok(driver) => self.drivers.push((name, driver)),
             Err(e) => {
                 log::warn!("driver {name} did not start: {e}");
                 self.failed.push(DriverProblem { driver: name.to_string(), message: e.to_string() });
             }
+        }
+    }
+
+    /// Reports names in the driver selection that no driver has.
+    fn check_selection(&mut self) {
+        let unknown: Vec<String> =
+            self.only.iter().flatten().filter(|n| !self.known.contains(&n.as_str())).cloned().collect();
+        for name in unknown {
+            self.failed.push(DriverProblem {
+                driver: name.clone(),
+                message: format!("no driver is called `{name}`; known drivers: {}", self.known.join(", ")),
+            });
         }
     }
 

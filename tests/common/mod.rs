@@ -104,6 +104,8 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_DATA_HOME", self.path("data"))
             .env("UKEY_SOFT_DIR", self.soft_dir())
+            // Only the soft token: readers and cards other tests plug in must not show up here.
+            .env("UKEY_DRIVERS", "soft")
             .env_remove("UKEY_CONFIG")
             .env_remove("UKEY_PIN")
             .env_remove("UKEY_SO_PIN")
