@@ -130,9 +130,41 @@ fn pin_sources_and_refusals() {
     assert!(run.stderr.contains("nonexistent-pin"), "{}", run.stderr);
 
     // PINs are never accepted as plain arguments.
-    env.run(&["sign", "--key", "k", "--pin", USER_PIN]).code(2);
+    env.run(&["sign", "--key", "k", "--pin", USER_PIN]).code(2).no_secrets();
 
     // A new PIN that is empty is refused and the old PIN still works.
     env.run_with(&["pin", "change"], &[("UKEY_PIN", USER_PIN), ("UKEY_NEW_PIN", "")], None).code(3);
     env.run_with(&["sign", "--key", "k", "--in", "m", "--out", "s"], &[("UKEY_PIN", USER_PIN)], None).ok();
+}
+
+#[test]
+fn reinitialising_needs_the_so_pin_and_erases_the_token() {
+    let env = Env::new();
+    token_with_key(&env);
+    // A wrong SO PIN changes nothing.
+    env.run_with(
+        &["token", "init", "--token", "T", "--label", "Fresh"],
+        &[("UKEY_SO_PIN", "wrong-so"), ("UKEY_NEW_PIN", NEW_PIN)],
+        None,
+    )
+    .code(3)
+    .no_secrets();
+    assert_eq!(env.run(&["--json", "keys", "--token", "T"]).ok().json()["keys"].as_array().unwrap().len(), 1);
+    // The right one wipes the keys, sets the label and the new user PIN.
+    let json = env
+        .run_with(
+            &["--json", "token", "init", "--token", "T", "--label", "Fresh"],
+            &[("UKEY_SO_PIN", SO_PIN), ("UKEY_NEW_PIN", NEW_PIN)],
+            None,
+        )
+        .ok()
+        .no_secrets()
+        .json();
+    assert_eq!(json["label"], "Fresh", "{json}");
+    let keys = env.run(&["--json", "keys", "--token", "Fresh"]).ok().json();
+    assert!(keys["keys"].as_array().unwrap().is_empty(), "{keys}");
+    env.run(&["keys", "--token", "T"]).code(4);
+    env.run_with(&["keygen", "--token", "Fresh", "--alg", "p256", "--label", "k"], &[("UKEY_PIN", USER_PIN)], None)
+        .code(3);
+    env.run_with(&["keygen", "--token", "Fresh", "--alg", "p256", "--label", "k"], &[("UKEY_PIN", NEW_PIN)], None).ok();
 }
