@@ -44,8 +44,13 @@ fn connect(ctx: &PcscContext, reader: &CStr) -> Result<(pcsc::Card, Vec<u8>)> {
     let card = context
         .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
         .map_err(|e| errors::map(e, &format!("connect to the card in {}", reader.to_string_lossy())))?;
-    let atr =
-        card.get_attribute_owned(pcsc::Attribute::AtrString).map_err(|e| errors::map(e, "read the card's ATR"))?;
+    // The ATR as the reader state reports it: the ATR attribute is refused by some reader
+    // drivers (vpcd among them).
+    let mut state = [pcsc::ReaderState::new(reader.to_owned(), pcsc::State::UNAWARE)];
+    context
+        .get_status_change(std::time::Duration::ZERO, &mut state)
+        .map_err(|e| errors::map(e, "read the card's ATR"))?;
+    let atr = state[0].atr().to_vec();
     Ok((card, atr))
 }
 
