@@ -94,6 +94,12 @@ impl Registry {
         self.drivers.iter().map(|(n, d)| (*n, d.as_ref()))
     }
 
+    /// Hands the running drivers over to a long-lived owner (the agent shares them between its
+    /// tasks, so it needs them reference-counted).
+    pub fn into_drivers(self) -> Vec<Arc<dyn Driver>> {
+        self.drivers.into_iter().map(|(_, d)| Arc::from(d)).collect()
+    }
+
     /// Drivers that did not start.
     pub fn failed(&self) -> &[DriverProblem] {
         &self.failed
