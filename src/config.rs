@@ -76,6 +76,8 @@ pub struct SoftSection {
 pub struct ConfigFile {
     /// `[soft]`
     pub soft: SoftSection,
+    /// `[agent]`: port, development origins, pinentry, PIN cache, limits.
+    pub agent: crate::agent::settings::AgentSettings,
     /// Tables and keys this version of ukey does not know; reported as warnings.
     #[serde(flatten)]
     pub unknown: BTreeMap<String, toml::Value>,

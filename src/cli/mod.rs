@@ -4,6 +4,7 @@
 //! implements [`Run`], declare the module below, and add one variant to [`Command`] plus its arm
 //! in [`Command::run`].
 
+pub mod agent;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
+pub mod origins;
 pub mod output;
 pub mod pin;
 pub mod pin_input;
@@ -112,6 +114,11 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// Run the local agent that web pages and programs sign through (or show / stop it).
+    Agent(agent::AgentArgs),
+    /// List, pair or revoke the web sites allowed to use the agent.
+    #[command(subcommand)]
+    Origins(origins::OriginsCommand),
 }
 
 impl Command {
@@ -129,6 +136,8 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Agent(c) => c.run(ctx),
+            Command::Origins(c) => c.run(ctx),
         }
     }
 }
