@@ -190,3 +190,68 @@ pub fn so() -> Credential {
 pub fn pin(value: &str) -> Credential {
     Credential::Pin(Pin::new(value).unwrap())
 }
+
+/// PEM text of a DER SubjectPublicKeyInfo.
+pub fn spki_pem(der: &[u8]) -> String {
+    let b64 = ukey_api::crypto::encoding::base64_encode(der);
+    let body: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", body.join("\n"))
+}
+
+/// DER `SEQUENCE { r, s }` from a raw `r ‖ s` signature, for OpenSSL.
+pub fn ec_der_signature(raw: &[u8]) -> Vec<u8> {
+    use der::Encode;
+    #[derive(der::Sequence)]
+    struct EcSig<'a> {
+        r: der::asn1::UintRef<'a>,
+        s: der::asn1::UintRef<'a>,
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let trim = |b: &[u8]| -> Vec<u8> { b.iter().skip_while(|x| **x == 0).copied().collect() };
+    let (r, s) = (trim(r), trim(s));
+    EcSig { r: der::asn1::UintRef::new(&r).unwrap(), s: der::asn1::UintRef::new(&s).unwrap() }.to_der().unwrap()
+}
+
+/// Verifies a signature over `digest` with `openssl pkeyutl`, an independent implementation.
+/// `mechanism` picks the padding for RSA; EC signatures are raw `r ‖ s` and converted to DER.
+pub fn openssl_verify(rig: &Rig, spki: &[u8], mechanism: &ukey_api::Mechanism, digest: &[u8], signature: &[u8]) {
+    use ukey_api::Mechanism;
+    require("openssl", "openssl");
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let tag = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let pem = rig.path(&format!("pub-{tag}.pem"));
+    let dgst = rig.path(&format!("dgst-{tag}.bin"));
+    let sig = rig.path(&format!("sig-{tag}.bin"));
+    std::fs::write(&pem, spki_pem(spki)).unwrap();
+    std::fs::write(&dgst, digest).unwrap();
+    let mut args = vec!["pkeyutl", "-verify", "-pubin", "-inkey", pem.to_str().unwrap()];
+    args.extend(["-in", dgst.to_str().unwrap(), "-sigfile", sig.to_str().unwrap()]);
+    match mechanism {
+        Mechanism::EcdsaSha256 | Mechanism::EcdsaSha384 => std::fs::write(&sig, ec_der_signature(signature)).unwrap(),
+        Mechanism::RsaPkcs1Sha256 => {
+            std::fs::write(&sig, signature).unwrap();
+            args.extend(["-pkeyopt", "digest:sha256"]);
+        }
+        Mechanism::RsaPssSha256 => {
+            std::fs::write(&sig, signature).unwrap();
+            args.extend(["-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:32"]);
+            args.extend(["-pkeyopt", "digest:sha256", "-pkeyopt", "rsa_mgf1_md:sha256"]);
+        }
+        Mechanism::Sm2Sm3 { .. } => panic!("SM2 is not verified with pkeyutl here"),
+    }
+    let out = rig.run("openssl", &args);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("Signature Verified Successfully"), "openssl says: {text}");
+}
+
+/// SHA-256 of a message.
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).to_vec()
+}
+
+/// SHA-384 of a message.
+pub fn sha384(data: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha384::digest(data).to_vec()
+}
