@@ -5,7 +5,6 @@
 //! operation hit it. Messages never contain a PIN: cryptoki's errors carry only the function name
 //! and the return code.
 
-use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::slot::TokenInfo;
 use ukey_api::{Error, PinRole};
@@ -197,17 +196,15 @@ fn map_inner(err: CkError, during: &str, pin: Option<(PinRole, Option<PinFlags>)
         RvError::AttributeSensitive | RvError::InformationSensitive => {
             Error::PermissionDenied(format!("{during}: the token keeps that value secret"))
         }
-        other => Error::Device(format!("{during}: {} returned {other}", function_name(function))),
+        other => Error::Device(format!("{during}: C_{function:?} failed with {other:?} ({other})")),
     }
-}
-
-fn function_name(function: Function) -> String {
-    format!("C_{function:?}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use cryptoki::context::Function;
 
     fn rv(code: RvError) -> CkError {
         CkError::Pkcs11(code, Function::Login)
