@@ -1,0 +1,171 @@
+//! The `ukey` command line: one file per command group, shared output, PIN input and errors.
+//!
+//! To add a command: write `src/cli/NAME.rs` with a clap `Args` (or `Subcommand`) type that
+//! implements [`Run`], declare the module below, and add one variant to [`Command`] plus its arm
+//! in [`Command::run`].
+
+pub mod cert_import;
+pub mod certs;
+pub mod context;
+pub mod csr;
+pub mod error;
+pub mod keygen;
+pub mod keys;
+pub mod logging;
+pub mod output;
+pub mod pin;
+pub mod pin_input;
+pub mod pubkey;
+pub mod sign;
+pub mod token;
+pub mod tokens;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use context::Context;
+use error::{CliError, CliResult, report};
+use output::Output;
+use pin_input::PinInput;
+
+/// A command that can run.
+pub trait Run {
+    /// Does the work and prints the result through `ctx.out`.
+    fn run(self, ctx: &Context) -> CliResult;
+}
+
+/// ukey: use the certificate and key on your USB key, smart card or software token.
+///
+/// Tokens and keys are named by label, serial, hex id or PKCS#11 URI (RFC 7512). PINs come from a
+/// no-echo prompt, --pin-file / --so-pin-file / --new-pin-file, or the UKEY_PIN / UKEY_SO_PIN /
+/// UKEY_NEW_PIN environment variables — never from a plain argument.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 PIN problem (wrong, locked, missing), 4 not found or
+/// ambiguous, 5 signature does not verify.
+#[derive(Debug, Parser)]
+#[command(name = "ukey", version, about, long_about, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Options that apply to every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted anywhere on the command line.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Print results as JSON on stdout (errors as JSON on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Directory holding the software tokens.
+    #[arg(long, global = true, value_name = "DIR", env = "UKEY_SOFT_DIR", hide_env_values = true)]
+    pub soft_dir: Option<PathBuf>,
+    /// TOML config file (default: $XDG_CONFIG_HOME/ukey/config.toml, if it exists).
+    #[arg(long, global = true, value_name = "FILE", env = "UKEY_CONFIG", hide_env_values = true)]
+    pub config: Option<PathBuf>,
+    /// Read the user PIN from this file (else UKEY_PIN, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Read the SO PIN / PUK from this file (else UKEY_SO_PIN, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub so_pin_file: Option<PathBuf>,
+    /// Read the new PIN from this file (else UKEY_NEW_PIN, else a prompt).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub new_pin_file: Option<PathBuf>,
+    /// More log output on stderr (-v warnings, -vv info, -vvv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Every command of `ukey`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tokens ukey can reach, with their PIN state.
+    Tokens(tokens::TokensArgs),
+    /// List certificates.
+    Certs(certs::CertsArgs),
+    /// List private keys and their certificates.
+    Keys(keys::KeysArgs),
+    /// Create a software token or re-initialise a token.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// Generate a key pair on a token.
+    Keygen(keygen::KeygenArgs),
+    /// Print a key's public key (PEM).
+    Pubkey(pubkey::PubkeyArgs),
+    /// Make a certificate signing request (PKCS#10, PEM) for a key on a token.
+    Csr(csr::CsrArgs),
+    /// Import a certificate for a key on a token.
+    #[command(subcommand)]
+    Cert(cert_import::CertCommand),
+    /// Sign data with a key on a token.
+    Sign(sign::SignArgs),
+    /// Verify a signature with a certificate or public key.
+    Verify(verify::VerifyArgs),
+    /// Show, change or unblock PINs.
+    #[command(subcommand)]
+    Pin(pin::PinCommand),
+}
+
+impl Command {
+    /// Runs the chosen command.
+    pub fn run(self, ctx: &Context) -> CliResult {
+        match self {
+            Command::Tokens(c) => c.run(ctx),
+            Command::Certs(c) => c.run(ctx),
+            Command::Keys(c) => c.run(ctx),
+            Command::Token(c) => c.run(ctx),
+            Command::Keygen(c) => c.run(ctx),
+            Command::Pubkey(c) => c.run(ctx),
+            Command::Csr(c) => c.run(ctx),
+            Command::Cert(c) => c.run(ctx),
+            Command::Sign(c) => c.run(ctx),
+            Command::Verify(c) => c.run(ctx),
+            Command::Pin(c) => c.run(ctx),
+        }
+    }
+}
+
+/// Parses the command line, runs the command and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    logging::init(cli.global.verbose);
+    let out = Output { json: cli.global.json };
+    match execute(cli, out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(&e, out.json),
+    }
+}
+
+fn execute(cli: Cli, out: Output) -> CliResult {
+    let g = cli.global;
+    let config = Config::load(&Overrides { config: g.config, soft_dir: g.soft_dir })?;
+    let pins = PinInput { pin_file: g.pin_file, so_pin_file: g.so_pin_file, new_pin_file: g.new_pin_file };
+    let ctx = Context::new(config, out, pins);
+    cli.command.run(&ctx)
+}
+
+/// clap's own errors: help and version print normally; a wrong command line exits 2, as JSON
+/// when `--json` appears among the arguments.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(error::EXIT_USAGE));
+    }
+    let message = e.render().to_string();
+    let message = message.trim().trim_start_matches("error: ");
+    let message = message.split("\n\nFor more information").next().unwrap_or(message).to_string();
+    report(&CliError::Usage(message), true)
+}
