@@ -76,6 +76,8 @@ pub struct SoftSection {
 pub struct ConfigFile {
     /// `[soft]`
     pub soft: SoftSection,
+    /// `[pkcs11]`: modules to load, p11-kit discovery, per-module options (SM2 numbers).
+    pub pkcs11: ukey_pkcs11::Pkcs11Config,
     /// Tables and keys this version of ukey does not know; reported as warnings.
     #[serde(flatten)]
     pub unknown: BTreeMap<String, toml::Value>,

@@ -12,6 +12,7 @@ pub mod error;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
+pub mod modules;
 pub mod output;
 pub mod pin;
 pub mod pin_input;
@@ -112,6 +113,8 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// List the PKCS#11 modules ukey found and whether each loaded.
+    Modules(modules::ModulesArgs),
 }
 
 impl Command {
@@ -129,6 +132,7 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Modules(c) => c.run(ctx),
         }
     }
 }

@@ -166,6 +166,11 @@ impl Pkcs11Driver {
         out
     }
 
+    /// Registrations discovery skipped and module settings that were ignored (`ukey modules`).
+    pub fn notes(&self) -> &[DriverStatus] {
+        &self.inner.notes
+    }
+
     /// The carriers present now, as the concrete type (benchmarks and tests use the token).
     pub fn pkcs11_carriers(&self) -> Result<Vec<Arc<Pkcs11Carrier>>> {
         let (present, problems) = self.inner.present();

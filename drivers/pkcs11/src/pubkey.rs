@@ -111,35 +111,6 @@ pub fn spki_point(spki_der: &[u8]) -> Option<Vec<u8>> {
     spki.subject_public_key.as_bytes().map(<[u8]>::to_vec)
 }
 
-/// Converts an ECDSA/SM2 signature to raw `r ‖ s`: tokens are asked for raw output by the
-/// standard, but some return DER (`SEQUENCE { INTEGER r, INTEGER s }`); both are accepted.
-pub fn raw_ec_signature(sig: &[u8], field_len: usize) -> Result<Vec<u8>> {
-    if sig.len() == 2 * field_len {
-        return Ok(sig.to_vec());
-    }
-    #[derive(der::Sequence)]
-    struct EcSig<'a> {
-        r: UintRef<'a>,
-        s: UintRef<'a>,
-    }
-    let parsed = EcSig::from_der(sig).map_err(|_| {
-        Error::Device(format!(
-            "the token returned a {}-byte signature; expected {} raw bytes or DER",
-            sig.len(),
-            2 * field_len
-        ))
-    })?;
-    let mut out = Vec::with_capacity(2 * field_len);
-    for part in [parsed.r.as_bytes(), parsed.s.as_bytes()] {
-        if part.len() > field_len {
-            return Err(Error::Device("the token's DER signature has an oversized component".into()));
-        }
-        out.extend(std::iter::repeat_n(0u8, field_len - part.len()));
-        out.extend_from_slice(part);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,21 +151,5 @@ mod tests {
         let spki = rsa_spki(&modulus, &[1, 0, 1]).unwrap();
         assert_eq!(spki_algorithm(&spki).unwrap(), KeyAlgorithm::Rsa { bits: 2048 });
         assert_eq!(rsa_bits(&modulus), 2048);
-    }
-
-    #[test]
-    fn der_signatures_become_raw() {
-        let raw: Vec<u8> = (1..=64).collect();
-        assert_eq!(raw_ec_signature(&raw, 32).unwrap(), raw);
-        // r with a leading 0x80 needs a 00 pad in DER; s is short.
-        let mut der = vec![0x30, 0x00, 0x02, 0x21, 0x00];
-        der.extend([0x80; 32]);
-        der.extend([0x02, 0x02, 0x01, 0x02]);
-        der[1] = (der.len() - 2) as u8;
-        let out = raw_ec_signature(&der, 32).unwrap();
-        assert_eq!(&out[..32], &[0x80; 32]);
-        assert_eq!(&out[32..62], &[0u8; 30]);
-        assert_eq!(&out[62..], &[1, 2]);
-        assert!(raw_ec_signature(&[1, 2, 3], 32).is_err());
     }
 }

@@ -16,13 +16,8 @@ use cryptoki::types::Ulong;
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{Credential, Error, InputForm, KeyAlgorithm, Mechanism, Result, SignInput};
 
-use crate::pubkey;
 use crate::session::{FoundKey, Tx};
 use crate::sm2::Sm2Profile;
-
-/// DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1).
-const SHA256_DIGEST_INFO: [u8; 19] =
-    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
 
 /// `CKF_SIGN`.
 const CKF_SIGN: u64 = 0x800;
@@ -260,11 +255,7 @@ pub fn token_data(
     };
     match &plan.step {
         Step::Ecdsa | Step::RsaPss => digest(),
-        Step::RsaPkcsDigestInfo => {
-            let mut data = SHA256_DIGEST_INFO.to_vec();
-            data.extend_from_slice(&digest()?);
-            Ok(data)
-        }
+        Step::RsaPkcsDigestInfo => ukey_api::crypto::rsapad::sha256_digest_info(&digest()?),
         Step::EcdsaHashing(_) | Step::Sha256RsaPkcs | Step::Sha256RsaPss => message(),
         Step::VendorSm2(profile) => {
             let user_id = match mechanism {
@@ -347,10 +338,9 @@ pub fn sign_with(
         let session = tx.session().map_err(SignFailure::Other)?;
         session.sign(&ck, key.handle, data).map_err(|e| SignFailure::from_ck(tx, e, &during))?
     };
-    match key.algorithm.ec_field_len() {
-        Some(field) => pubkey::raw_ec_signature(&signature, field).map_err(SignFailure::Other),
-        None => Ok(signature),
-    }
+    // Tokens are asked for raw r‖s by the standard; some answer DER. Either becomes raw.
+    ukey_api::crypto::signature_to_raw(key.algorithm, &signature)
+        .map_err(|e| SignFailure::Other(Error::Device(format!("the token returned a signature ukey cannot read: {e}"))))
 }
 
 /// Why a signature failed: a stale key handle (the caller finds the key again and retries) or
@@ -452,7 +442,7 @@ mod tests {
         let data = token_data(&p, &Mechanism::RsaPkcs1Sha256, None, &SignInput { digest: vec![7; 32], message: None })
             .unwrap();
         assert_eq!(data.len(), 51);
-        assert_eq!(&data[..19], &SHA256_DIGEST_INFO);
+        assert_eq!(&data[..4], &[0x30, 0x31, 0x30, 0x0d]);
         let short = SignInput { digest: vec![7; 20], message: None };
         assert!(matches!(token_data(&p, &Mechanism::RsaPkcs1Sha256, None, &short), Err(Error::InvalidInput(_))));
     }

@@ -9,8 +9,6 @@
 //! `drivers/pkcs11/VENDOR-SM2.md`.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sm3::{Digest, Sm3};
-use ukey_api::mechanism::MAX_SM2_ID_LEN;
 use ukey_api::{DEFAULT_SM2_ID, Error, InputForm, Result, SignInput};
 
 /// What a vendor SM2 signing mechanism wants as `C_Sign` data.
@@ -197,34 +195,13 @@ fn message(input: &SignInput) -> Result<Vec<u8>> {
     })
 }
 
-/// GM/T 0003 recommended curve: a, b, xG, yG, each 32 bytes big-endian.
-const SM2_CURVE: [&str; 4] = [
-    "FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC",
-    "28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93",
-    "32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7",
-    "BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0",
-];
-
-/// `Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA)` (GM/T 0003.2 §5.5) for an uncompressed point.
+/// `Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA)` for an uncompressed point, by the core's
+/// one implementation (`ukey_api::crypto::sm2z`).
 pub fn sm2_z(user_id: &[u8], public_point: &[u8]) -> Result<[u8; 32]> {
-    if user_id.len() > MAX_SM2_ID_LEN {
-        return Err(Error::InvalidInput(format!("the SM2 id is longer than {MAX_SM2_ID_LEN} bytes")));
+    if public_point.len() != 65 || public_point.first() != Some(&0x04) {
+        return Err(Error::Crypto("an SM2 public key must be an uncompressed 65-byte point".into()));
     }
-    let coordinates = match public_point {
-        [0x04, rest @ ..] if rest.len() == 64 => rest,
-        _ => return Err(Error::Crypto("an SM2 public key must be an uncompressed 65-byte point".into())),
-    };
-    let entl = u16::try_from(user_id.len() * 8)
-        .map_err(|_| Error::InvalidInput(format!("the SM2 id is longer than {MAX_SM2_ID_LEN} bytes")))?;
-    let mut sm3 = Sm3::new();
-    sm3.update(entl.to_be_bytes());
-    sm3.update(user_id);
-    for constant in SM2_CURVE {
-        let bytes = hex::decode(constant).map_err(|e| Error::Crypto(format!("SM2 curve constant: {e}")))?;
-        sm3.update(bytes);
-    }
-    sm3.update(coordinates);
-    Ok(sm3.finalize().into())
+    ukey_api::crypto::sm2_z(public_point, user_id)
 }
 
 mod vendor_number {
@@ -268,6 +245,7 @@ mod tests {
     use super::*;
     use sm2::dsa::signature::hazmat::PrehashVerifier;
     use sm2::dsa::signature::{Signer, Verifier};
+    use sm3::{Digest, Sm3};
 
     fn input(msg: &[u8], digest: Vec<u8>) -> SignInput {
         SignInput { digest, message: Some(msg.to_vec()) }

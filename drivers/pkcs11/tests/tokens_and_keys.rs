@@ -4,6 +4,7 @@
 mod common;
 
 use common::{carrier, isolated, openssl_verify, pin, sha256, sha384, so, user};
+use ukey_api::crypto::SignData;
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{Carrier, CarrierKind, Error, InputForm, KeyAlgorithm, KeyGenRequest, Mechanism, ObjectId, SignInput};
 
@@ -110,6 +111,8 @@ fn ukey_keys_sign_and_openssl_verifies() {
                     assert_eq!(sig.len(), 2 * field, "raw r‖s");
                 }
                 openssl_verify(rig, &spki, mechanism, &inp.digest, &sig);
+                ukey_api::crypto::verify_signature(&spki, mechanism, SignData::Message(message.as_bytes()), &sig)
+                    .expect("ukey's own verify agrees");
             }
         }
         let listed = token.objects().unwrap();
@@ -170,6 +173,43 @@ fn pkcs11_tool_lists_and_signs_with_a_ukey_key() {
         let signature = p256::ecdsa::Signature::from_slice(&raw).unwrap();
         verifier.verify_prehash(&digest, &signature).expect("pkcs11-tool's signature verifies with ukey's public key");
         openssl_verify(rig, key.public_key.as_ref().unwrap(), &Mechanism::EcdsaSha256, &digest, &raw);
+        ukey_api::crypto::verify_signature(
+            key.public_key.as_ref().unwrap(),
+            &Mechanism::EcdsaSha256,
+            SignData::Digest(&digest),
+            &raw,
+        )
+        .expect("ukey's verify accepts pkcs11-tool's signature");
+    });
+}
+
+#[test]
+fn a_csr_is_signed_by_the_token_key() {
+    isolated("a_csr_is_signed_by_the_token_key", |rig| {
+        rig.init_token("Csr");
+        let driver = common::driver();
+        let token = carrier(&driver, "Csr");
+        for algorithm in [KeyAlgorithm::P256, KeyAlgorithm::Rsa { bits: 2048 }] {
+            let key = token.generate_key(&keygen(&format!("csr-{}", algorithm.name()), algorithm), &user()).unwrap();
+            let credential = user();
+            let signer = ukey_api::crypto::CarrierKeySigner::new(
+                token.as_ref(),
+                key.id.clone(),
+                key.public_key.clone().unwrap(),
+                &credential,
+            )
+            .unwrap();
+            let pem = ukey_api::crypto::build_csr_pem(&signer, "CN=Token Holder,O=Unit", None).unwrap();
+            let info = ukey_api::crypto::verify_csr(pem.as_bytes(), None).expect("the CSR's signature verifies");
+            assert!(info.subject.to_string().contains("CN=Token Holder"), "{}", info.subject);
+            assert_eq!(info.public_key, key.public_key.clone().unwrap());
+            // OpenSSL agrees.
+            let file = rig.path(&format!("{}.csr", algorithm.name()));
+            std::fs::write(&file, &pem).unwrap();
+            let out = rig.run("openssl", &["req", "-in", file.to_str().unwrap(), "-verify", "-noout"]);
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success() && text.contains("verify OK"), "{text}");
+        }
     });
 }
 
