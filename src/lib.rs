@@ -1,6 +1,7 @@
 //! ukey: the CLI, the local agent, the custody policy and the audit log, on top of the carrier
 //! drivers under `drivers/`.
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod registry;

@@ -45,6 +45,7 @@ impl Registry {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
         registry.start("pkcs11", || Ok(Box::new(ukey_pkcs11::Pkcs11Driver::new(&config.file.pkcs11))));
+        registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
         registry
     }
 
@@ -92,6 +93,12 @@ impl Registry {
     /// The running drivers, by name.
     pub fn drivers(&self) -> impl Iterator<Item = (&'static str, &dyn Driver)> {
         self.drivers.iter().map(|(n, d)| (*n, d.as_ref()))
+    }
+
+    /// Hands the running drivers over to a long-lived owner (the agent shares them between its
+    /// tasks, so it needs them reference-counted).
+    pub fn into_drivers(self) -> Vec<Arc<dyn Driver>> {
+        self.drivers.into_iter().map(|(_, d)| Arc::from(d)).collect()
     }
 
     /// Drivers that did not start.

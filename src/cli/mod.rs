@@ -4,6 +4,7 @@
 //! implements [`Run`], declare the module below, and add one variant to [`Command`] plus its arm
 //! in [`Command::run`].
 
+pub mod agent;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -13,6 +14,7 @@ pub mod keygen;
 pub mod keys;
 pub mod logging;
 pub mod modules;
+pub mod origins;
 pub mod output;
 pub mod pin;
 pub mod pin_input;
@@ -115,6 +117,11 @@ pub enum Command {
     Pin(pin::PinCommand),
     /// List the PKCS#11 modules ukey found and whether each loaded.
     Modules(modules::ModulesArgs),
+    /// Run the local agent that web pages and programs sign through (or show / stop it).
+    Agent(agent::AgentArgs),
+    /// List, pair or revoke the web sites allowed to use the agent.
+    #[command(subcommand)]
+    Origins(origins::OriginsCommand),
 }
 
 impl Command {
@@ -133,6 +140,8 @@ impl Command {
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
             Command::Modules(c) => c.run(ctx),
+            Command::Agent(c) => c.run(ctx),
+            Command::Origins(c) => c.run(ctx),
         }
     }
 }

@@ -39,15 +39,15 @@ pub fn import_certificate(tx: &mut Tx<'_>, request: &CertificateImport) -> Resul
     let id = ObjectId(key.id.clone());
     let label = request.label.clone().filter(|l| !l.trim().is_empty()).unwrap_or_else(|| key.label.clone());
 
-    for handle in objects::find(
+    let stored = objects::find(
         tx,
         &[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Id(id.0.clone())],
         "looking for certificates of the key",
-    )? {
-        let value = tx.session()?.get_attributes(handle, &[cryptoki::object::AttributeType::Value]);
+    )?;
+    if let Some(handle) = stored.first() {
+        let value = tx.session()?.get_attributes(*handle, &[cryptoki::object::AttributeType::Value]);
         let value = value.map_err(|e| tx.fail(e, "reading a stored certificate"))?;
-        let same = value.iter().any(|a| matches!(a, Attribute::Value(v) if *v == info.der));
-        if same {
+        if value.iter().any(|a| matches!(a, Attribute::Value(v) if *v == info.der)) {
             debug!("certificate {} is already stored; nothing to do", info.sha256_fingerprint);
             return Ok(CertificateObject { id, label, info });
         }

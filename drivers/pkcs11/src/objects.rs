@@ -133,7 +133,7 @@ pub fn read_key(tx: &mut Tx<'_>, handle: ObjectHandle) -> Result<std::result::Re
 fn key_type(tx: &mut Tx<'_>, handle: ObjectHandle) -> Result<Option<u64>> {
     match tx.session()?.get_attributes(handle, &[AttributeType::KeyType]) {
         Ok(attrs) => Ok(attrs.into_iter().find_map(|a| match a {
-            Attribute::KeyType(t) => Some(u64::from(*t)),
+            Attribute::KeyType(t) => Some(crate::raw::wide(*t)),
             _ => None,
         })),
         Err(e) if crate::errors::is_removal(&e) => Err(tx.fail(e, "reading a key type")),
@@ -366,7 +366,7 @@ pub fn key_type_attribute(value: u64) -> Attribute {
         CKK_RSA => Attribute::KeyType(KeyType::RSA),
         other => Attribute::VendorDefined((
             AttributeType::VendorDefined(cryptoki_sys::CKA_KEY_TYPE),
-            (other as cryptoki_sys::CK_ULONG).to_ne_bytes().to_vec(),
+            crate::raw::narrow(other).to_ne_bytes().to_vec(),
         )),
     }
 }

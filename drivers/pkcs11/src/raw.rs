@@ -41,6 +41,18 @@ pub struct RawMechanismInfo {
     pub flags: u64,
 }
 
+/// A `CK_ULONG` as the `u64` ukey stores numbers in (`CK_ULONG` is 32 bits on Windows).
+#[allow(clippy::useless_conversion)]
+pub fn wide(value: CK_ULONG) -> u64 {
+    u64::from(value)
+}
+
+/// A `u64` as `CK_ULONG`; PKCS#11 numbers (mechanisms, key types) fit 32 bits by definition.
+#[allow(clippy::unnecessary_cast)]
+pub fn narrow(value: u64) -> CK_ULONG {
+    value as CK_ULONG
+}
+
 fn check(rv: CK_ULONG, function: Function) -> Result<(), CkError> {
     Rv::from(rv).into_result(function)
 }
@@ -72,9 +84,9 @@ impl RawModule {
         let f = self.functions.C_GetMechanismInfo.ok_or(CkError::NullFunctionPointer)?;
         let mut info = CK_MECHANISM_INFO { ulMinKeySize: 0, ulMaxKeySize: 0, flags: 0 };
         // SAFETY: `info` outlives the call; the slot id and mechanism are plain integers.
-        let rv = unsafe { f(slot.id() as CK_ULONG, mechanism as CK_ULONG, &mut info) };
+        let rv = unsafe { f(narrow(slot.id()), narrow(mechanism), &mut info) };
         match Rv::from(rv) {
-            Rv::Ok => Ok(Some(RawMechanismInfo { flags: info.flags as u64 })),
+            Rv::Ok => Ok(Some(RawMechanismInfo { flags: wide(info.flags) })),
             Rv::Error(cryptoki::error::RvError::MechanismInvalid) => Ok(None),
             Rv::Error(e) => Err(CkError::Pkcs11(e, Function::GetMechanismInfo)),
         }
@@ -93,7 +105,7 @@ impl RawModule {
         // the template states.
         let rv = unsafe { f(session.handle(), object.handle(), template.as_mut_ptr(), 1) };
         match Rv::from(rv) {
-            Rv::Ok if template[0].ulValueLen != CK_UNAVAILABLE_INFORMATION => Ok(Some(value as u64)),
+            Rv::Ok if template[0].ulValueLen != CK_UNAVAILABLE_INFORMATION => Ok(Some(wide(value))),
             Rv::Ok
             | Rv::Error(
                 cryptoki::error::RvError::AttributeTypeInvalid | cryptoki::error::RvError::AttributeSensitive,
@@ -115,7 +127,7 @@ impl RawModule {
         let sign = self.functions.C_Sign.ok_or(CkError::NullFunctionPointer)?;
         let mut param = parameter.map(<[u8]>::to_vec).unwrap_or_default();
         let mut mech = CK_MECHANISM {
-            mechanism: mechanism as CK_ULONG,
+            mechanism: narrow(mechanism),
             pParameter: if param.is_empty() { ptr::null_mut() } else { param.as_mut_ptr().cast() },
             ulParameterLen: param.len() as CK_ULONG,
         };
@@ -159,7 +171,7 @@ impl RawModule {
         let init = self.functions.C_SignInit.ok_or(CkError::NullFunctionPointer)?;
         let mut param = parameter.map(<[u8]>::to_vec).unwrap_or_default();
         let mut mech = CK_MECHANISM {
-            mechanism: mechanism as CK_ULONG,
+            mechanism: narrow(mechanism),
             pParameter: if param.is_empty() { ptr::null_mut() } else { param.as_mut_ptr().cast() },
             ulParameterLen: param.len() as CK_ULONG,
         };
@@ -183,8 +195,7 @@ impl RawModule {
         private: &[Attribute],
     ) -> Result<(ObjectHandle, ObjectHandle), CkError> {
         let f = self.functions.C_GenerateKeyPair.ok_or(CkError::NullFunctionPointer)?;
-        let mut mech =
-            CK_MECHANISM { mechanism: mechanism as CK_ULONG, pParameter: ptr::null_mut(), ulParameterLen: 0 };
+        let mut mech = CK_MECHANISM { mechanism: narrow(mechanism), pParameter: ptr::null_mut(), ulParameterLen: 0 };
         let mut public_template: Vec<CK_ATTRIBUTE> = public.iter().map(CK_ATTRIBUTE::from).collect();
         let mut private_template: Vec<CK_ATTRIBUTE> = private.iter().map(CK_ATTRIBUTE::from).collect();
         let mut public_handle: CK_OBJECT_HANDLE = 0;

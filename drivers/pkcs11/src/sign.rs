@@ -16,6 +16,7 @@ use cryptoki::types::Ulong;
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{Credential, Error, InputForm, KeyAlgorithm, Mechanism, Result, SignInput};
 
+use crate::raw::{narrow, wide};
 use crate::session::{FoundKey, Tx};
 use crate::sm2::Sm2Profile;
 
@@ -71,11 +72,11 @@ impl Offered {
     /// Reads what the token in `tx` offers.
     pub fn read(tx: &mut Tx<'_>) -> Result<Offered> {
         let list = tx.mechanisms()?;
-        let standard: HashSet<u64> = list.iter().map(|m| u64::from(**m)).collect();
+        let standard: HashSet<u64> = list.iter().map(|m| wide(**m)).collect();
         let slot = tx.slot();
         let ctx = tx.token().module().ctx().clone();
         let max_size = |m: MechanismType| -> Option<usize> {
-            if !standard.contains(&u64::from(*m)) {
+            if !standard.contains(&wide(*m)) {
                 return None;
             }
             ctx.get_mechanism_info(slot, m).ok().map(|i| i.max_key_size())
@@ -122,7 +123,7 @@ impl Offered {
     }
 
     fn has(&self, m: MechanismType) -> bool {
-        self.standard.contains(&u64::from(*m))
+        self.standard.contains(&wide(*m))
     }
 
     /// Picks the PKCS#11 side of a signature, or says clearly why the key cannot make it here.
@@ -271,20 +272,19 @@ pub fn token_data(
 /// that need a context-specific login between `C_SignInit` and `C_Sign`).
 fn raw_mechanism(step: &Step, mechanism: &Mechanism) -> (u64, Option<Vec<u8>>) {
     let pss = || {
-        let ulong = |v: u64| (v as cryptoki_sys::CK_ULONG).to_ne_bytes();
         let mut bytes = Vec::new();
-        bytes.extend(ulong(cryptoki_sys::CKM_SHA256 as u64));
-        bytes.extend(ulong(cryptoki_sys::CKG_MGF1_SHA256 as u64));
-        bytes.extend(ulong(32));
+        bytes.extend(cryptoki_sys::CKM_SHA256.to_ne_bytes());
+        bytes.extend(cryptoki_sys::CKG_MGF1_SHA256.to_ne_bytes());
+        bytes.extend(narrow(32).to_ne_bytes());
         Some(bytes)
     };
     match step {
-        Step::Ecdsa => (u64::from(*MechanismType::ECDSA), None),
-        Step::EcdsaHashing(m) => (u64::from(**m), None),
-        Step::RsaPkcsDigestInfo => (u64::from(*MechanismType::RSA_PKCS), None),
-        Step::Sha256RsaPkcs => (u64::from(*MechanismType::SHA256_RSA_PKCS), None),
-        Step::RsaPss => (u64::from(*MechanismType::RSA_PKCS_PSS), pss()),
-        Step::Sha256RsaPss => (u64::from(*MechanismType::SHA256_RSA_PKCS_PSS), pss()),
+        Step::Ecdsa => (wide(*MechanismType::ECDSA), None),
+        Step::EcdsaHashing(m) => (wide(**m), None),
+        Step::RsaPkcsDigestInfo => (wide(*MechanismType::RSA_PKCS), None),
+        Step::Sha256RsaPkcs => (wide(*MechanismType::SHA256_RSA_PKCS), None),
+        Step::RsaPss => (wide(*MechanismType::RSA_PKCS_PSS), pss()),
+        Step::Sha256RsaPss => (wide(*MechanismType::SHA256_RSA_PKCS_PSS), pss()),
         Step::VendorSm2(profile) => {
             let user_id = match mechanism {
                 Mechanism::Sm2Sm3 { user_id } => user_id.as_slice(),
@@ -376,7 +376,7 @@ mod tests {
                 MechanismType::SHA256_RSA_PKCS,
                 MechanismType::RSA_PKCS_PSS,
             ]
-            .map(|m| u64::from(*m)),
+            .map(|m| wide(*m)),
             None,
         )
     }
@@ -396,7 +396,7 @@ mod tests {
     fn hashing_mechanisms_get_the_message() {
         let o = Offered::from_parts(
             [MechanismType::ECDSA_SHA256, MechanismType::SHA256_RSA_PKCS, MechanismType::SHA256_RSA_PKCS_PSS]
-                .map(|m| u64::from(*m)),
+                .map(|m| wide(*m)),
             None,
         );
         let p = o.plan(&Mechanism::EcdsaSha256, KeyAlgorithm::P256).unwrap();
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn pss_raw_parameter_is_three_ulongs() {
         let (m, p) = raw_mechanism(&Step::RsaPss, &Mechanism::RsaPssSha256);
-        assert_eq!(m, u64::from(*MechanismType::RSA_PKCS_PSS));
+        assert_eq!(m, wide(*MechanismType::RSA_PKCS_PSS));
         assert_eq!(p.unwrap().len(), 3 * std::mem::size_of::<cryptoki_sys::CK_ULONG>());
     }
 }

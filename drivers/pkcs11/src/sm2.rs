@@ -66,21 +66,55 @@ pub struct Sm2Profile {
     pub id_parameter: bool,
 }
 
+/// One built-in vendor profile (see [`PROFILES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownProfile {
+    /// Name used in the configuration.
+    pub name: &'static str,
+    /// Signing mechanism.
+    pub sign_mechanism: u64,
+    /// SM2 key type.
+    pub key_type: Option<u64>,
+    /// Key-pair generation mechanism.
+    pub keygen_mechanism: Option<u64>,
+    /// What `C_Sign` wants.
+    pub input: Sm2Input,
+    /// The id goes in the mechanism parameter.
+    pub id_parameter: bool,
+}
+
+const fn known(
+    name: &'static str,
+    sign_mechanism: u64,
+    key_type: u64,
+    keygen_mechanism: u64,
+    input: Sm2Input,
+    id_parameter: bool,
+) -> KnownProfile {
+    KnownProfile {
+        name,
+        sign_mechanism,
+        key_type: Some(key_type),
+        keygen_mechanism: Some(keygen_mechanism),
+        input,
+        id_parameter,
+    }
+}
+
 /// Vendor profiles found in public headers and wrappers; see `VENDOR-SM2.md` for each source and
 /// how sure we are of the input form. Check your vendor's own `pkcs11` header before relying on
 /// one: vendors reuse numbers with different meanings.
-pub const PROFILES: &[(&str, u64, Option<u64>, Option<u64>, Sm2Input, bool)] = &[
-    // name, sign mechanism, key type, keygen mechanism, input, id parameter
+pub const PROFILES: &[KnownProfile] = &[
     // swpkcs11.h (Sansec-style HSM/token header, also shipped with iTrus builds) and the 2009 "yw"
     // pkcs11s.h: CKM_SM2 = CKM_VENDOR_DEFINED + 0x8000, CKK_SM2 = CKK_VENDOR_DEFINED + 4.
-    ("sw-sm2-digest", 0x8000_8104, Some(0x8000_0004), Some(0x8000_8001), Sm2Input::Digest, false),
-    ("sw-sm3-sm2", 0x8000_8100, Some(0x8000_0004), Some(0x8000_8001), Sm2Input::ZAndMessage, false),
-    ("sw-sm3-sm2-z", 0x8000_8102, Some(0x8000_0004), Some(0x8000_8001), Sm2Input::Message, false),
+    known("sw-sm2-digest", 0x8000_8104, 0x8000_0004, 0x8000_8001, Sm2Input::Digest, false),
+    known("sw-sm3-sm2", 0x8000_8100, 0x8000_0004, 0x8000_8001, Sm2Input::ZAndMessage, false),
+    known("sw-sm3-sm2-z", 0x8000_8102, 0x8000_0004, 0x8000_8001, Sm2Input::Message, false),
     // IBM ICSF values, as used by xipki's ckm-vendor.properties and swpkcs11.h's "for IBM" block.
-    ("ibm-sm2", 0x8005_000B, Some(0x8005_0002), Some(0x8005_000A), Sm2Input::Digest, false),
-    ("ibm-sm2-sm3", 0x8005_000C, Some(0x8005_0002), Some(0x8005_000A), Sm2Input::Message, true),
+    known("ibm-sm2", 0x8005_000B, 0x8005_0002, 0x8005_000A, Sm2Input::Digest, false),
+    known("ibm-sm2-sm3", 0x8005_000C, 0x8005_0002, 0x8005_000A, Sm2Input::Message, true),
     // MsSince MK-1 key (mk_sm2.h): values BELOW CKM_VENDOR_DEFINED, reached through raw calls.
-    ("mk1-sm2", 0x0001_0002, Some(0x0001_0001), Some(0x0001_0009), Sm2Input::Digest, false),
+    known("mk1-sm2", 0x0001_0002, 0x0001_0001, 0x0001_0009, Sm2Input::Digest, false),
 ];
 
 impl Sm2VendorConfig {
@@ -89,7 +123,7 @@ impl Sm2VendorConfig {
     pub fn resolve(&self) -> Result<Sm2Profile> {
         let base = match &self.profile {
             Some(name) => Some(profile(name).ok_or_else(|| {
-                let names: Vec<&str> = PROFILES.iter().map(|p| p.0).collect();
+                let names: Vec<&str> = PROFILES.iter().map(|p| p.name).collect();
                 Error::InvalidInput(format!("unknown SM2 profile `{name}`; known: {}", names.join(", ")))
             })?),
             None => None,
@@ -129,13 +163,13 @@ impl Sm2VendorConfig {
 
 /// A built-in profile by name.
 pub fn profile(name: &str) -> Option<Sm2Profile> {
-    PROFILES.iter().find(|p| p.0 == name).map(|&(name, sign, key_type, keygen, input, id_parameter)| Sm2Profile {
-        name: name.into(),
-        sign_mechanism: sign,
-        key_type,
-        keygen_mechanism: keygen,
-        input,
-        id_parameter,
+    PROFILES.iter().find(|p| p.name == name).map(|p| Sm2Profile {
+        name: p.name.into(),
+        sign_mechanism: p.sign_mechanism,
+        key_type: p.key_type,
+        keygen_mechanism: p.keygen_mechanism,
+        input: p.input,
+        id_parameter: p.id_parameter,
     })
 }
 

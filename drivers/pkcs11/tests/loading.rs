@@ -42,7 +42,10 @@ fn bad_modules_are_reported_and_do_not_stop_the_others() {
         ]));
         let reports = driver.modules();
         let report = |path: &str| {
-            reports.iter().find(|r| r.path == PathBuf::from(path)).unwrap_or_else(|| panic!("no report for {path}"))
+            reports
+                .iter()
+                .find(|r| r.path == std::path::Path::new(path))
+                .unwrap_or_else(|| panic!("no report for {path}"))
         };
         let r = report(missing.to_str().unwrap());
         assert!(!r.loaded && r.message.contains("no such file"), "{}", r.message);

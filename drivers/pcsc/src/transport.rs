@@ -1,0 +1,157 @@
+//! A card in a PC/SC reader as a [`CardTransport`]: a shared connection (other programs may use
+//! the card between ukey's operations), `SCardBeginTransaction` around every operation (so two
+//! processes never interleave APDUs), recovery from a card reset by another program and from a
+//! pcscd restart, and `TokenRemoved` when the card leaves mid-operation.
+
+use std::ffi::{CStr, CString};
+
+use ukey_api::{Error, Result};
+use ukey_iso7816::{ApduPipe, CardTransport};
+use zeroize::Zeroizing;
+
+use crate::context::PcscContext;
+use crate::errors;
+
+/// Why a transaction was cut short in a way a reconnect can repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interruption {
+    /// Another program reset the card: reconnect the handle, the card is the same.
+    Reset,
+    /// pcscd went away: new context, new connection, same card if the ATR matches.
+    Service,
+}
+
+fn interruption(e: pcsc::Error) -> Option<Interruption> {
+    match e {
+        pcsc::Error::ResetCard => Some(Interruption::Reset),
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle => {
+            Some(Interruption::Service)
+        }
+        _ => None,
+    }
+}
+
+/// One card in one reader.
+pub struct PcscTransport {
+    ctx: PcscContext,
+    reader: CString,
+    card: Option<pcsc::Card>,
+    atr: Vec<u8>,
+}
+
+fn connect(ctx: &PcscContext, reader: &CStr) -> Result<(pcsc::Card, Vec<u8>)> {
+    let context = ctx.get()?;
+    let card = context
+        .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .map_err(|e| errors::map(e, &format!("connect to the card in {}", reader.to_string_lossy())))?;
+    let atr =
+        card.get_attribute_owned(pcsc::Attribute::AtrString).map_err(|e| errors::map(e, "read the card's ATR"))?;
+    Ok((card, atr))
+}
+
+impl PcscTransport {
+    /// Connects (shared) to the card in `reader`.
+    pub fn connect(ctx: &PcscContext, reader: &CStr) -> Result<Self> {
+        let (card, atr) = connect(ctx, reader)?;
+        Ok(PcscTransport { ctx: ctx.clone(), reader: reader.to_owned(), card: Some(card), atr })
+    }
+
+    /// The reader's name.
+    pub fn reader(&self) -> &CStr {
+        &self.reader
+    }
+
+    /// Repairs the connection after an interruption, refusing to continue with another card.
+    fn recover(&mut self, why: Interruption) -> Result<()> {
+        match (why, self.card.as_mut()) {
+            (Interruption::Reset, Some(card)) => {
+                log::info!("the card in {} was reset by another program; reconnecting", self.reader.to_string_lossy());
+                card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)
+                    .map_err(|e| errors::map(e, "reconnect to the card after a reset"))
+            }
+            _ => {
+                log::info!("reconnecting to {} through a new PC/SC context", self.reader.to_string_lossy());
+                self.card = None;
+                self.ctx.invalidate();
+                let (card, atr) = connect(&self.ctx, &self.reader)?;
+                if atr != self.atr {
+                    // A different card now sits in the reader: this handle's card is gone.
+                    return Err(Error::TokenRemoved);
+                }
+                self.card = Some(card);
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Pipe<'t, 'c> {
+    tx: &'t pcsc::Transaction<'c>,
+    sent: usize,
+    interrupted: Option<Interruption>,
+    removed: bool,
+}
+
+impl ApduPipe for Pipe<'_, '_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = Zeroizing::new(vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED]);
+        match self.tx.transmit(apdu, &mut buf) {
+            Ok(answer) => {
+                self.sent += 1;
+                Ok(answer.to_vec())
+            }
+            Err(e) => {
+                self.interrupted = interruption(e);
+                if matches!(errors::map(e, ""), Error::TokenRemoved) {
+                    self.removed = true;
+                }
+                Err(errors::map(e, "send a command to the card"))
+            }
+        }
+    }
+}
+
+impl CardTransport for PcscTransport {
+    fn atr(&self) -> Vec<u8> {
+        self.atr.clone()
+    }
+
+    fn location(&self) -> String {
+        self.reader.to_string_lossy().into_owned()
+    }
+
+    fn transaction(&mut self, work: &mut dyn FnMut(&mut dyn ApduPipe) -> Result<()>) -> Result<()> {
+        for attempt in 0..2 {
+            if self.card.is_none() {
+                self.recover(Interruption::Service)?;
+            }
+            let Some(card) = self.card.as_mut() else { return Err(Error::TokenRemoved) };
+            let outcome: std::result::Result<(), Interruption> = match card.transaction() {
+                Ok(tx) => {
+                    let mut pipe = Pipe { tx: &tx, sent: 0, interrupted: None, removed: false };
+                    let result = work(&mut pipe);
+                    let (sent, interrupted, removed) = (pipe.sent, pipe.interrupted, pipe.removed);
+                    if let Err((_, e)) = tx.end(pcsc::Disposition::LeaveCard) {
+                        log::debug!("ending the PC/SC transaction: {e}");
+                    }
+                    if removed {
+                        return Err(Error::TokenRemoved);
+                    }
+                    match (result, interrupted) {
+                        // Nothing reached the card yet: safe to repair and run again.
+                        (Err(_), Some(why)) if sent == 0 && attempt == 0 => Err(why),
+                        (r, _) => return r,
+                    }
+                }
+                Err(e) => match interruption(e) {
+                    Some(why) if attempt == 0 => Err(why),
+                    _ => return Err(errors::map(e, "start a transaction on the card")),
+                },
+            };
+            if let Err(why) = outcome {
+                self.recover(why)?;
+            }
+        }
+        Err(Error::Device("the card kept being reset by another program; try again".into()))
+    }
+}

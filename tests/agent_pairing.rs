@@ -1,0 +1,92 @@
+//! Pairing web origins through the holder's CONFIRM dialog (scripted pinentry, real Assuan), and
+//! listing / revoking them with `ukey origins`.
+
+mod agent_support;
+
+use agent_support::{TestAgent, kind};
+use serde_json::json;
+
+const DEV: &str = "http://localhost:8080";
+
+#[test]
+fn a_confirmed_origin_is_paired_listed_and_revoked() {
+    let agent = TestAgent::start(&["--dev-origin", DEV]);
+    agent.script(&["ok"]);
+    let mut ws = agent.ws_hello(DEV);
+    assert_eq!(kind(&ws.call("tokens.list", json!({}))), "NotPaired");
+    let r = ws.call("pair", json!({}));
+    assert_eq!(r["result"]["paired"], true, "{r}");
+    assert_eq!(r["result"]["grants"], json!(["sign"]));
+    let dialogs = agent.dialogs();
+    assert_eq!(dialogs.len(), 1);
+    assert_eq!(dialogs[0]["command"], "CONFIRM");
+    assert!(dialogs[0]["description"].as_str().unwrap().contains(DEV), "{}", dialogs[0]);
+    assert!(ws.call("tokens.list", json!({})).get("result").is_some());
+    // Pairing again needs no dialog.
+    assert_eq!(ws.call("pair", json!({ "grants": ["sign"] }))["result"]["paired"], true);
+    assert_eq!(agent.dialogs().len(), 1);
+
+    let out = agent.ukey().args(["origins", "list"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(DEV) && text.contains("sign"), "{text}");
+
+    let out = agent.ukey().args(["origins", "revoke", DEV]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Effective on the very next request of the open connection.
+    assert_eq!(kind(&ws.call("certs.list", json!({}))), "NotPaired");
+    agent.wait_log(&format!("origin {DEV} revoked"));
+}
+
+#[test]
+fn a_refused_origin_stays_unpaired_and_cannot_flood_the_holder() {
+    let agent = TestAgent::start(&["--dev-origin", DEV]);
+    agent.script(&["no", "ok"]);
+    let mut ws = agent.ws_hello(DEV);
+    let r = ws.call("pair", json!({}));
+    assert_eq!(kind(&r), "Cancelled", "{r}");
+    let r = ws.call("pair", json!({}));
+    assert_eq!(kind(&r), "Cancelled", "a second request right after a refusal gets no dialog: {r}");
+    assert_eq!(agent.dialogs().len(), 1, "one dialog only");
+    assert_eq!(kind(&ws.call("tokens.list", json!({}))), "NotPaired");
+}
+
+#[test]
+fn enrolment_needs_its_own_grant() {
+    let agent = TestAgent::start(&["--dev-origin", DEV]);
+    agent.script(&["ok", "ok"]);
+    let mut ws = agent.ws_hello(DEV);
+    assert_eq!(ws.call("pair", json!({}))["result"]["grants"], json!(["sign"]));
+    let r = ws.call("keys.generate", json!({ "token": "soft:x", "algorithm": "p256", "label": "k" }));
+    assert_eq!(kind(&r), "MissingGrant", "{r}");
+    assert_eq!(r["error"]["data"]["grant"], "enroll");
+    let r = ws.call("pair", json!({ "grants": ["enroll"] }));
+    assert_eq!(r["result"]["grants"], json!(["sign", "enroll"]), "{r}");
+    let dialogs = agent.dialogs();
+    assert_eq!(dialogs.len(), 2);
+    assert!(dialogs[1]["description"].as_str().unwrap().contains("generate keys"));
+}
+
+#[test]
+fn pairing_survives_an_agent_restart_and_works_without_an_agent() {
+    let mut agent = TestAgent::start(&[]);
+    let out = agent.ukey().args(["origins", "pair", "https://Bank.Example:443"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(agent.terminate());
+    // No agent: the CLI edits the store directly.
+    let out = agent.ukey().args(["--json", "origins", "list"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["origins"][0]["origin"], "https://bank.example");
+    agent.restart();
+    let mut ws = agent.ws_hello("https://bank.example");
+    assert!(ws.call("tokens.list", json!({})).get("result").is_some());
+}
+
+#[test]
+fn an_unreachable_pinentry_refuses_instead_of_pairing() {
+    let agent = TestAgent::start(&["--dev-origin", DEV, "--pinentry", "/nonexistent/pinentry"]);
+    let mut ws = agent.ws_hello(DEV);
+    let r = ws.call("pair", json!({}));
+    assert!(r.get("error").is_some(), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("pinentry"), "{r}");
+    assert_eq!(kind(&ws.call("tokens.list", json!({}))), "NotPaired");
+}
