@@ -5,6 +5,7 @@
 //! in [`Command::run`].
 
 pub mod agent;
+pub mod catalog;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -122,6 +123,9 @@ pub enum Command {
     /// List, pair or revoke the web sites allowed to use the agent.
     #[command(subcommand)]
     Origins(origins::OriginsCommand),
+    /// Carrier models ukey knows: list, check catalog files, generate udev rules.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 impl Command {
@@ -142,6 +146,7 @@ impl Command {
             Command::Modules(c) => c.run(ctx),
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
+            Command::Catalog(c) => c.run(ctx),
         }
     }
 }
