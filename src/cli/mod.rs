@@ -21,6 +21,7 @@ pub mod pin;
 pub mod pin_input;
 pub mod pubkey;
 pub mod sign;
+pub mod sign_input;
 pub mod token;
 pub mod tokens;
 pub mod verify;
@@ -71,6 +72,16 @@ pub struct GlobalArgs {
     /// Directory holding the software tokens.
     #[arg(long, global = true, value_name = "DIR", env = "UKEY_SOFT_DIR", hide_env_values = true)]
     pub soft_dir: Option<PathBuf>,
+    /// Start only these drivers (comma-separated: soft, pcsc, ...); default: all.
+    #[arg(
+        long,
+        global = true,
+        value_name = "LIST",
+        env = "UKEY_DRIVERS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub drivers: Option<Vec<String>>,
     /// TOML config file (default: $XDG_CONFIG_HOME/ukey/config.toml, if it exists).
     #[arg(long, global = true, value_name = "FILE", env = "UKEY_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
@@ -167,7 +178,7 @@ pub fn main() -> ExitCode {
 
 fn execute(cli: Cli, out: Output) -> CliResult {
     let g = cli.global;
-    let config = Config::load(&Overrides { config: g.config, soft_dir: g.soft_dir })?;
+    let config = Config::load(&Overrides { config: g.config, soft_dir: g.soft_dir, drivers: g.drivers })?;
     let pins = PinInput { pin_file: g.pin_file, so_pin_file: g.so_pin_file, new_pin_file: g.new_pin_file };
     let ctx = Context::new(config, out, pins);
     cli.command.run(&ctx)
