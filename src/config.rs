@@ -80,6 +80,8 @@ pub struct ConfigFile {
     pub drivers: Option<Vec<String>>,
     /// `[soft]`
     pub soft: SoftSection,
+    /// `[pkcs11]`: modules to load, p11-kit discovery, per-module options (SM2 numbers).
+    pub pkcs11: ukey_pkcs11::Pkcs11Config,
     /// `[agent]`: port, development origins, pinentry, PIN cache, limits.
     pub agent: crate::agent::settings::AgentSettings,
     /// Tables and keys this version of ukey does not know; reported as warnings.

@@ -48,6 +48,7 @@ impl Registry {
         if config.soft_enabled {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
+        registry.start("pkcs11", || Ok(Box::new(ukey_pkcs11::Pkcs11Driver::new(&config.file.pkcs11))));
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
         registry.check_selection();
         registry

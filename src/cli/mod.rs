@@ -14,6 +14,7 @@ pub mod error;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
+pub mod modules;
 pub mod origins;
 pub mod output;
 pub mod pin;
@@ -126,6 +127,8 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// List the PKCS#11 modules ukey found and whether each loaded.
+    Modules(modules::ModulesArgs),
     /// Run the local agent that web pages and programs sign through (or show / stop it).
     Agent(agent::AgentArgs),
     /// List, pair or revoke the web sites allowed to use the agent.
@@ -151,6 +154,7 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Modules(c) => c.run(ctx),
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
             Command::Catalog(c) => c.run(ctx),
