@@ -7,9 +7,13 @@
 //! Origin-checked, pages paired by the holder). Every carrier use passes the [`gate`] (custody
 //! policy and audit plug in there). [`run`] starts it all and stops cleanly on SIGTERM/SIGINT.
 
+mod admin;
+pub mod auth;
 pub mod carriers;
 pub mod client;
 pub mod consent;
+mod credentials;
+mod enroll;
 pub mod error;
 pub mod events;
 pub mod gate;
@@ -25,6 +29,7 @@ pub mod pinentry;
 pub mod rpc;
 pub mod service;
 pub mod settings;
+mod signing;
 pub mod unix;
 pub mod views;
 pub mod webguard;
