@@ -72,9 +72,9 @@ pub fn sm3_hex(data: &[u8]) -> String {
 }
 
 impl Service {
-    /// Resolves a handle to its key (and certificate); pages may only use keys that have a
-    /// certificate.
-    pub(crate) async fn target(&self, session: &Session, handle: &str) -> AgentResult<Target> {
+    /// Resolves a handle to its key (and certificate). With `page_needs_cert`, a page may only
+    /// use a key that has a certificate (signing and login; enrolment works on fresh keys).
+    pub(crate) async fn target(&self, session: &Session, handle: &str, page_needs_cert: bool) -> AgentResult<Target> {
         let (carrier, id) = parse_handle(handle).map_err(AgentError::InvalidParams)?;
         let slot = self.carriers.get(&carrier)?;
         let objects: Arc<ObjectList> = slot.objects().await?;
@@ -82,7 +82,7 @@ impl Service {
             Error::NotFound(format!("no private key with id {} on {}", id.to_hex(), slot.info().display_name()))
         })?;
         let cert = objects.certificate_for(&id).cloned();
-        if session.is_page() && cert.is_none() {
+        if page_needs_cert && session.is_page() && cert.is_none() {
             return Err(Error::NotFound(format!(
                 "no certificate with id {} for this key; web pages sign with certificates",
                 id.to_hex()

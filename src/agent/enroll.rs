@@ -84,7 +84,7 @@ impl Service {
     pub(crate) async fn csr_create(&self, session: &Session, params: Option<&RawValue>) -> AgentResult<Value> {
         let p: CsrParams = parse_params(params)?;
         ukey_api::crypto::name::parse_name(&p.subject)?;
-        let target = self.target(session, &p.key).await?;
+        let target = self.target(session, &p.key, false).await?;
         let mechanism = p.mechanism.as_deref().map(|m| Mechanism::parse(m, None)).transpose()?;
         let u = Use {
             operation: Operation::CreateCsr,

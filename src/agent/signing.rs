@@ -115,7 +115,7 @@ impl Service {
             }
         };
         let output = Output::parse(p.format.as_deref())?;
-        let target = self.target(session, &handle).await?;
+        let target = self.target(session, &handle, true).await?;
         let mechanism = match &p.mechanism {
             Some(name) => Mechanism::parse(name, p.sm2_id.as_deref().map(str::as_bytes))?,
             None => match (target.key.algorithm.default_mechanism(), &p.sm2_id) {
@@ -203,7 +203,7 @@ impl Service {
             }
         };
         auth::check_nonce(&p.nonce)?;
-        let target = self.target(session, &p.cert).await?;
+        let target = self.target(session, &p.cert, true).await?;
         let cert = target
             .cert
             .clone()
