@@ -3,16 +3,19 @@
 //! through the agent's real sockets with the scripted pinentry.
 
 mod agent_support;
+#[path = "agent_support/soft.rs"]
+mod soft;
 
-use agent_support::{SENTINEL_PIN, SO_PIN, TestAgent, kind};
+use agent_support::{SENTINEL_PIN, TestAgent, kind};
 use serde_json::json;
+use soft::SO_PIN;
 use ukey_api::crypto::encoding::base64_encode;
 
 const DEV: &str = "http://localhost:8080";
 
 #[test]
 fn a_page_with_the_enroll_grant_generates_requests_and_imports() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     let pin = format!("pin {SENTINEL_PIN}");
     agent.script(&["ok", &pin, &pin, &pin]);
     let mut ws = agent.ws_hello(DEV);
@@ -35,9 +38,12 @@ fn a_page_with_the_enroll_grant_generates_requests_and_imports() {
     // A CA issues the certificate; the page imports it.
     let ca_key = ukey_api::crypto::software::SoftwareKey::generate(ukey_api::KeyAlgorithm::P256).unwrap();
     let ca_name = ukey_api::crypto::name::parse_name("CN=Test CA").unwrap();
-    let ca_cert =
-        ukey_api::crypto::certbuild::self_signed(&ca_key, &ca_name, &ukey_api::crypto::certbuild::CertificateOptions::ca(30))
-            .unwrap();
+    let ca_cert = ukey_api::crypto::certbuild::self_signed(
+        &ca_key,
+        &ca_name,
+        &ukey_api::crypto::certbuild::CertificateOptions::ca(30),
+    )
+    .unwrap();
     let issued = ukey_api::crypto::certbuild::issue_from_csr(
         &ca_key,
         &ca_cert,
@@ -59,7 +65,7 @@ fn a_page_with_the_enroll_grant_generates_requests_and_imports() {
 
 #[test]
 fn pin_change_unblock_and_init_on_the_unix_socket() {
-    let (agent, fx) = TestAgent::with_soft(&[]);
+    let (agent, fx) = soft::with_soft(&[]);
     let new_pin = "n3w-pin-5555";
     // Change through dialogs: current PIN, then the new one twice.
     agent.script(&[&format!("pin {SENTINEL_PIN}"), &format!("pin {new_pin}"), &format!("pin {new_pin}")]);
@@ -91,8 +97,14 @@ fn pin_change_unblock_and_init_on_the_unix_socket() {
 
 #[test]
 fn mismatched_new_pins_are_asked_again() {
-    let (agent, fx) = TestAgent::with_soft(&[]);
-    agent.script(&[&format!("pin {SENTINEL_PIN}"), "pin first-1111", "pin other-2222", "pin good-3333", "pin good-3333"]);
+    let (agent, fx) = soft::with_soft(&[]);
+    agent.script(&[
+        &format!("pin {SENTINEL_PIN}"),
+        "pin first-1111",
+        "pin other-2222",
+        "pin good-3333",
+        "pin good-3333",
+    ]);
     let mut c = agent.unix();
     assert_eq!(c.call("pin.change", json!({ "token": fx.token })).unwrap()["changed"], true);
     let d = agent.dialogs();
@@ -102,15 +114,15 @@ fn mismatched_new_pins_are_asked_again() {
 
 #[test]
 fn insertion_and_removal_are_pushed_to_subscribers() {
-    let (agent, fx) = TestAgent::with_soft(&[]);
+    let (agent, fx) = soft::with_soft(&[]);
     let mut c = agent.unix();
     c.call("events.subscribe", json!({})).unwrap();
-    let second = agent_support::soft_token(&agent.soft_dir(), "Bob", ukey_api::KeyAlgorithm::P256, 3);
+    let second = soft::soft_token(&soft::soft_dir(&agent), "Bob", ukey_api::KeyAlgorithm::P256, 3);
     let ev = c.next_notification().unwrap();
     assert_eq!(ev["params"]["event"]["type"], "carrier.inserted", "{ev}");
     assert_eq!(ev["params"]["event"]["token"]["id"], second.token);
     assert_eq!(ev["params"]["event"]["token"]["software"], true);
-    std::fs::remove_file(agent.soft_dir().join(format!("{}.token", fx.serial))).unwrap();
+    std::fs::remove_file(soft::soft_dir(&agent).join(format!("{}.token", fx.serial))).unwrap();
     let ev = c.next_notification().unwrap();
     assert_eq!(ev["params"]["event"]["type"], "carrier.removed", "{ev}");
     assert_eq!(ev["params"]["event"]["token"], fx.token);
@@ -122,7 +134,7 @@ fn insertion_and_removal_are_pushed_to_subscribers() {
 
 #[test]
 fn unknown_handles_and_bad_input_are_clear_errors() {
-    let (agent, fx) = TestAgent::with_soft(&[]);
+    let (agent, fx) = soft::with_soft(&[]);
     let mut c = agent.unix();
     let e = c.call("sign", json!({ "key": "soft:NOPE#01", "data": "aGk=" })).unwrap_err();
     assert_eq!(e.kind(), "NotFound");

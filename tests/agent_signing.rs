@@ -4,6 +4,8 @@
 //! and a sentinel PIN that never reaches the agent's log or any error message.
 
 mod agent_support;
+#[path = "agent_support/soft.rs"]
+mod soft;
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +37,7 @@ fn paired(agent: &TestAgent) -> agent_support::Ws {
 
 #[test]
 fn a_page_signs_and_the_signature_verifies() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     agent.script(&[&pin_line(), &pin_line()]);
     let mut ws = paired(&agent);
     let certs = ws.call("certs.list", json!({}));
@@ -51,7 +53,8 @@ fn a_page_signs_and_the_signature_verifies() {
     let sig = base64_decode(result["signature"].as_str().unwrap()).unwrap();
     assert_eq!(sig.len(), 64, "raw r||s");
     let cert = CertificateInfo::parse(&fx.cert_der).unwrap();
-    verify_signature(&cert.public_key, &Mechanism::EcdsaSha256, SignData::Message(data), &sig).expect("signature verifies");
+    verify_signature(&cert.public_key, &Mechanism::EcdsaSha256, SignData::Message(data), &sig)
+        .expect("signature verifies");
 
     let dialogs = agent.dialogs();
     assert_eq!(dialogs.len(), 1);
@@ -72,7 +75,7 @@ fn a_page_signs_and_the_signature_verifies() {
 
 #[test]
 fn a_wrong_pin_is_asked_again_with_the_tries_left() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     agent.script(&["pin 0000-wrong", &pin_line()]);
     let mut ws = paired(&agent);
     let r = ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" }));
@@ -87,7 +90,7 @@ fn a_wrong_pin_is_asked_again_with_the_tries_left() {
 
 #[test]
 fn three_wrong_pins_lock_and_say_so() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     agent.script(&["pin wrong-1", "pin wrong-2", "pin wrong-3"]);
     let mut ws = paired(&agent);
     let r = ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" }));
@@ -104,7 +107,7 @@ fn three_wrong_pins_lock_and_say_so() {
 
 #[test]
 fn refused_consent_is_a_typed_cancellation() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     agent.script(&["cancel"]);
     let mut ws = paired(&agent);
     let r = ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" }));
@@ -117,7 +120,7 @@ fn refused_consent_is_a_typed_cancellation() {
 
 #[test]
 fn auth_tokens_bind_the_origin_and_verify() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     agent.script(&[&pin_line(), &pin_line()]);
     let mut ws = paired(&agent);
     let nonce = "Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OQ==";
@@ -149,7 +152,7 @@ fn auth_tokens_bind_the_origin_and_verify() {
 
 #[test]
 fn removing_the_carrier_during_a_request_ends_it() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     let gate = agent.dir.path().join("gate");
     agent.script(&[&format!("wait {}", gate.display()), &pin_line()]);
     let mut events = paired(&agent);
@@ -168,7 +171,7 @@ fn removing_the_carrier_during_a_request_ends_it() {
         std::thread::sleep(Duration::from_millis(10));
     }
     // Pull the token out while the holder looks at the dialog.
-    std::fs::remove_file(agent.soft_dir().join(format!("{}.token", fx.serial))).unwrap();
+    std::fs::remove_file(soft::soft_dir(&agent).join(format!("{}.token", fx.serial))).unwrap();
     let r = signer.join().unwrap();
     assert_eq!(kind(&r), "TokenRemoved", "{r}");
     let ev = events.next_notification();
@@ -179,7 +182,7 @@ fn removing_the_carrier_during_a_request_ends_it() {
 
 #[test]
 fn a_local_program_may_supply_the_pin_and_a_wrong_one_is_not_retried() {
-    let (agent, fx) = TestAgent::with_soft(&[]);
+    let (agent, fx) = soft::with_soft(&[]);
     let mut c = agent.unix();
     let r = c.call("sign", json!({ "key": fx.handle, "data": "aGVsbG8=", "pin": SENTINEL_PIN })).unwrap();
     assert!(r["signature"].is_string());
@@ -194,7 +197,7 @@ fn a_local_program_may_supply_the_pin_and_a_wrong_one_is_not_retried() {
 
 #[test]
 fn the_optional_pin_cache_is_bounded_by_uses() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV, "--pin-cache", "300:2"]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV, "--pin-cache", "300:2"]);
     agent.script(&[&pin_line(), &pin_line()]);
     let mut ws = paired(&agent);
     for _ in 0..3 {
@@ -217,7 +220,7 @@ fn the_optional_pin_cache_is_bounded_by_uses() {
 
 #[test]
 fn a_pin_dialog_does_not_stall_other_clients() {
-    let (agent, fx) = TestAgent::with_soft(&["--dev-origin", DEV]);
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     let gate = agent.dir.path().join("gate");
     agent.script(&[&format!("wait {}", gate.display()), &pin_line()]);
     let _ws = paired(&agent);
@@ -246,7 +249,7 @@ fn a_pin_dialog_does_not_stall_other_clients() {
 
 #[test]
 fn sm2_signatures_follow_gmt_0009() {
-    let (agent, fx) = TestAgent::with_soft_key(ukey_api::KeyAlgorithm::Sm2, 3, &[]);
+    let (agent, fx) = soft::with_soft_key(ukey_api::KeyAlgorithm::Sm2, 3, &[]);
     let mut c = agent.unix();
     let data = b"SM2 message";
     let r = c.call("sign", json!({ "key": fx.handle, "data": base64_encode(data), "pin": SENTINEL_PIN })).unwrap();
@@ -256,7 +259,10 @@ fn sm2_signatures_follow_gmt_0009() {
     let m = Mechanism::Sm2Sm3 { user_id: ukey_api::DEFAULT_SM2_ID.to_vec() };
     verify_signature(&cert.public_key, &m, SignData::Message(data), &sig).expect("SM2 verifies with the default id");
     let r = c
-        .call("sign", json!({ "key": fx.handle, "data": base64_encode(data), "sm2_id": "alice@example", "pin": SENTINEL_PIN }))
+        .call(
+            "sign",
+            json!({ "key": fx.handle, "data": base64_encode(data), "sm2_id": "alice@example", "pin": SENTINEL_PIN }),
+        )
         .unwrap();
     let sig = base64_decode(r["signature"].as_str().unwrap()).unwrap();
     let m = Mechanism::Sm2Sm3 { user_id: b"alice@example".to_vec() };
