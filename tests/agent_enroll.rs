@@ -6,7 +6,7 @@ mod agent_support;
 #[path = "agent_support/soft.rs"]
 mod soft;
 
-use agent_support::{SENTINEL_PIN, TestAgent, kind};
+use agent_support::{SENTINEL_PIN, kind};
 use serde_json::json;
 use soft::SO_PIN;
 use ukey_api::crypto::encoding::base64_encode;
