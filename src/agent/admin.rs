@@ -55,7 +55,7 @@ fn admin_use(
     role: PinRole,
     supplied: Option<Pin>,
 ) -> Use<'_> {
-    Use { operation, slot, cert: None, key: None, data_sm3: None, detail: None, role, supplied }
+    Use { operation, slot, cert: None, key: None, data_sm3: None, detail: None, role, supplied, protected_path: false }
 }
 
 impl Service {

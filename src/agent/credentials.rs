@@ -51,6 +51,8 @@ pub struct Use<'a> {
     pub role: PinRole,
     /// A PIN the local client supplied (Unix socket only).
     pub supplied: Option<Pin>,
+    /// The local client has its user enter the PIN on the reader's PIN pad (no dialog here).
+    pub protected_path: bool,
 }
 
 /// Decodes base64 from a parameter, naming the parameter in the error.
@@ -146,6 +148,10 @@ impl Service {
         F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
     {
         let slot = u.slot;
+        if u.protected_path {
+            let op = op.clone();
+            return Ok(slot.run(move |c| op(c, &Credential::ProtectedPath)).await?);
+        }
         if let Some(pin) = &u.supplied {
             let cred = Credential::Pin(pin.clone());
             let op = op.clone();

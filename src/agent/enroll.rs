@@ -73,6 +73,7 @@ impl Service {
             detail: Some(format!("({algorithm}, label \"{label}\")")),
             role: PinRole::User,
             supplied: supplied_pin(p.pin)?,
+            protected_path: false,
         };
         let request = KeyGenRequest { algorithm, label, id };
         let key = self.with_credential(session, u, move |c, cred| c.generate_key(&request, cred)).await?;
@@ -95,6 +96,7 @@ impl Service {
             detail: Some(format!("for \"{}\"", p.subject)),
             role: PinRole::User,
             supplied: supplied_pin(p.pin)?,
+            protected_path: false,
         };
         let (key_id, spki, subject) = (target.key.id.clone(), target.spki.clone(), p.subject.clone());
         let pem = self
@@ -127,6 +129,7 @@ impl Service {
             detail: Some(format!("\"{}\"", info.subject)),
             role: PinRole::User,
             supplied: supplied_pin(p.pin)?,
+            protected_path: false,
         };
         let request = CertificateImport { der, label: p.label, id: None };
         let cert = self.with_credential(session, u, move |c, cred| c.import_certificate(&request, cred)).await?;

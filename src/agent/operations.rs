@@ -24,6 +24,7 @@ impl Service {
             "pin.change" => self.pin_change(session, params).await,
             "pin.unblock" => self.pin_unblock(session, params).await,
             "token.init" => self.token_init(session, params).await,
+            m if m.starts_with("carrier.") => self.forward(session, m, params).await,
             other => Err(AgentError::MethodNotFound(other.to_string())),
         }
     }

@@ -159,6 +159,7 @@ impl Service {
             detail: None,
             role: PinRole::User,
             supplied: supplied_pin(p.pin)?,
+            protected_path: false,
         };
         let (key_id, mech) = (target.key.id.clone(), mechanism.clone());
         let signature = match output {
@@ -220,6 +221,7 @@ impl Service {
             detail: Some(format!("to {origin}")),
             role: PinRole::User,
             supplied: supplied_pin(p.pin)?,
+            protected_path: false,
         };
         let (key_id, mech) = (target.key.id.clone(), mechanism.clone());
         let raw =
