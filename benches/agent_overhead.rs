@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use ukey_api::crypto::encoding::base64_encode;
-use ukey_api::{Carrier, Credential, Mechanism, ObjectId, Pin, SignInput};
+use ukey_api::{Credential, Mechanism, ObjectId, Pin, SignInput};
 
 const DEV: &str = "http://localhost:8080";
 

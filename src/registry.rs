@@ -108,8 +108,5 @@ impl Registry {
 
 /// The built-in software token store in the configured directory.
 fn soft_driver(config: &Config) -> Result<Box<dyn Driver>, Error> {
-    Err(Error::NotSupported(format!(
-        "the software token driver is not built into this ukey yet (store {})",
-        config.soft_dir.display()
-    )))
+    Ok(Box::new(ukey_soft::SoftDriver::open(&config.soft_dir)))
 }

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod agent_install;
+pub mod catalog;
 pub mod cert_import;
 pub mod certs;
 pub mod context;
@@ -120,6 +121,9 @@ pub enum Command {
     /// List, pair or revoke the web sites allowed to use the agent.
     #[command(subcommand)]
     Origins(origins::OriginsCommand),
+    /// Carrier models ukey knows: list, check catalog files, generate udev rules.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
 }
 
 impl Command {
@@ -139,6 +143,7 @@ impl Command {
             Command::Pin(c) => c.run(ctx),
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
+            Command::Catalog(c) => c.run(ctx),
         }
     }
 }
