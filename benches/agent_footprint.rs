@@ -6,10 +6,8 @@
 //! Run: `cargo bench -p ukey --bench agent_footprint`.
 
 #[path = "../tests/agent_support/mod.rs"]
-#[allow(dead_code)]
 mod agent_support;
 #[path = "../tests/agent_support/soft.rs"]
-#[allow(dead_code)]
 mod soft;
 
 use std::collections::HashSet;

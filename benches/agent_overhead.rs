@@ -12,10 +12,8 @@
 //! Run: `cargo bench -p ukey --bench agent_overhead -- [--seconds N]` (default 6 s per path).
 
 #[path = "../tests/agent_support/mod.rs"]
-#[allow(dead_code)]
 mod agent_support;
 #[path = "../tests/agent_support/soft.rs"]
-#[allow(dead_code)]
 mod soft;
 
 use std::time::{Duration, Instant};

@@ -127,7 +127,7 @@ fn b64(name: &str, text: &str) -> AgentResult<Vec<u8>> {
 }
 
 fn new_pin(text: Zeroizing<String>) -> AgentResult<Pin> {
-    Ok(supplied_pin(Some(text))?.ok_or_else(|| AgentError::InvalidParams("a PIN is required".into()))?)
+    supplied_pin(Some(text))?.ok_or_else(|| AgentError::InvalidParams("a PIN is required".into()))
 }
 
 impl Service {

@@ -68,6 +68,26 @@ impl AgentLink {
     }
 }
 
+/// A CLI registry whose carriers are the running agent's, or `None` when no agent runs (or it
+/// cannot list its carriers, in which case the CLI falls back to the local drivers).
+pub fn registry_through_agent(runtime_dir: Option<&std::path::Path>) -> Option<crate::registry::Registry> {
+    let link = AgentLink::connect_if_running(runtime_dir)?;
+    match link.drivers() {
+        Ok(drivers) => {
+            log::info!("using the carriers of the running ukey agent at {}", link.socket);
+            let mut registry = crate::registry::Registry::default();
+            for d in drivers {
+                registry.add("agent", Box::new(d));
+            }
+            Some(registry)
+        }
+        Err(e) => {
+            log::warn!("the running ukey agent did not list its carriers ({e}); using the carriers directly");
+            None
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct CarrierList {
     carriers: Vec<CarrierInfo>,
