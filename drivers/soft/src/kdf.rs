@@ -29,11 +29,11 @@ const MAX_P_COST: u32 = 16;
 
 /// Argon2id parameters, stored per PIN record.
 ///
-/// The default (64 MiB, 1 pass, 1 lane: the memory-heavy end of the OWASP Argon2id settings) costs
-/// about 70 ms per PIN check on the 2-core development machine when it is quiet; see
-/// `benches/sign.rs`, which measures it as the difference between the full `Carrier::sign` and
-/// the bare signature. A caller may lower it for tests through
-/// [`crate::SoftDriver::with_kdf_params`].
+/// The default is OWASP's first Argon2id recommendation: 46 MiB, 1 pass, 1 lane. On the 2-core
+/// development machine one PIN check cost about 110 ms of CPU (half of it page faults of the
+/// 46 MiB) while the machine was heavily loaded, so about 50–100 ms on a quiet one;
+/// `benches/sign.rs` shows it as the difference between the full `Carrier::sign` and the bare
+/// signature. A caller may lower it for tests through [`crate::SoftDriver::with_kdf_params`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KdfParams {
     /// Memory cost in KiB.
@@ -46,7 +46,7 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// What new PIN records get unless the driver was told otherwise.
-    pub const DEFAULT: KdfParams = KdfParams { m_cost_kib: 64 * 1024, t_cost: 1, p_cost: 1 };
+    pub const DEFAULT: KdfParams = KdfParams { m_cost_kib: 46 * 1024, t_cost: 1, p_cost: 1 };
 
     /// The cheapest parameters Argon2 allows; only for tests that run many PIN operations.
     pub const INSECURE_FOR_TESTS: KdfParams = KdfParams { m_cost_kib: 8, t_cost: 1, p_cost: 1 };
