@@ -5,6 +5,7 @@
 //! in [`Command::run`].
 
 pub mod agent;
+pub mod agent_install;
 pub mod catalog;
 pub mod cert_import;
 pub mod certs;
