@@ -214,8 +214,14 @@ fn ukey_signatures_with_keys_made_by_other_clients_verify_with_openssl() {
     rig.run(
         "p11tool",
         &[
-            "--provider", SOFTHSM, "--login", &format!("--set-pin={PIN}"), "--generate-privkey=ECDSA",
-            "--curve=secp256r1", "--label=gnutls-key", "pkcs11:token=Signing",
+            "--provider",
+            SOFTHSM,
+            "--login",
+            &format!("--set-pin={PIN}"),
+            "--generate-privkey=ECDSA",
+            "--curve=secp256r1",
+            "--label=gnutls-key",
+            "pkcs11:token=Signing",
         ],
     )
     .ok("p11tool --generate-privkey");
@@ -231,20 +237,43 @@ fn ukey_signatures_with_keys_made_by_other_clients_verify_with_openssl() {
         let sig = rig.path(&format!("{key}-{alg}.sig"));
         let public = rig.path(&format!("{key}.pem"));
         rig.ukey(
-            &["sign", "--token", "Signing", "--key", key, "--alg", alg, "--in", message.to_str().unwrap(), "--out", sig.to_str().unwrap()],
+            &[
+                "sign",
+                "--token",
+                "Signing",
+                "--key",
+                key,
+                "--alg",
+                alg,
+                "--in",
+                message.to_str().unwrap(),
+                "--out",
+                sig.to_str().unwrap(),
+            ],
             &[("UKEY_PIN", PIN)],
         )
         .ok("ukey sign");
         let pem = rig.ukey(&["pubkey", "--token", "Signing", "--key", key], &[]).ok("ukey pubkey").stdout;
         std::fs::write(&public, pem).unwrap();
-        let mut args = vec!["dgst", "-sha256", "-verify", public.to_str().unwrap(), "-signature", sig.to_str().unwrap()];
+        let mut args =
+            vec!["dgst", "-sha256", "-verify", public.to_str().unwrap(), "-signature", sig.to_str().unwrap()];
         args.extend_from_slice(sigopts);
         args.push(message.to_str().unwrap());
         let verified = rig.run("openssl", &args);
         assert!(verified.stdout.contains("Verified OK"), "{key} {alg}: {}{}", verified.stdout, verified.stderr);
         // And ukey's own verify agrees.
         rig.ukey(
-            &["verify", "--pubkey", public.to_str().unwrap(), "--sig", sig.to_str().unwrap(), "--in", message.to_str().unwrap(), "--alg", alg],
+            &[
+                "verify",
+                "--pubkey",
+                public.to_str().unwrap(),
+                "--sig",
+                sig.to_str().unwrap(),
+                "--in",
+                message.to_str().unwrap(),
+                "--alg",
+                alg,
+            ],
             &[],
         )
         .ok("ukey verify");
