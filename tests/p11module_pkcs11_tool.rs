@@ -172,3 +172,25 @@ fn a_refused_dialog_fails_the_login_and_nothing_is_signed() {
     assert!(err.contains("CKR_FUNCTION_CANCELED"), "the holder's refusal reaches the program: {err}");
     assert!(!dir.path().join("sig").exists());
 }
+
+#[test]
+fn without_an_agent_there_are_no_tokens_and_a_warning_says_why() {
+    require("pkcs11-tool", "opensc");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let out = Command::new("pkcs11-tool")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("XDG_RUNTIME_DIR", &run)
+        .arg("--module")
+        .arg(module_path())
+        .args(["-L"])
+        .output()
+        .expect("run pkcs11-tool");
+    // The module loads and answers (pkcs11-tool exits 1 on an empty slot list, by its own rule).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No slots.") && !stdout(&out).contains("token"), "no token is invented: {err}");
+    assert!(err.contains("ukey agent not reachable"), "one warning says the agent is not running: {err}");
+    assert_eq!(err.matches("ukey agent not reachable").count(), 1, "said once: {err}");
+}

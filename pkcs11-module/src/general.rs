@@ -40,11 +40,12 @@ pub fn initialize(args: Option<InitArgs>) -> P11Result<()> {
     let m = module::install()?;
     match m.agent.socket() {
         Some(path) if path.exists() => log::debug!("initialised; agent socket {}", path.display()),
-        Some(path) => log::warn!(
+        // The agent client warns once when it finds nobody listening; this is the detail.
+        Some(path) => log::debug!(
             "initialised, but the ukey agent is not running (no socket at {}): no slots are shown until it starts",
             path.display()
         ),
-        None => log::warn!("initialised, but no agent socket can be named (XDG_RUNTIME_DIR is not set)"),
+        None => log::debug!("initialised, but no agent socket can be named (XDG_RUNTIME_DIR is not set)"),
     }
     Ok(())
 }
