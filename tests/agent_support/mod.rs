@@ -77,10 +77,12 @@ impl TestAgent {
         agent
     }
 
-    /// The environment every ukey process of this test gets.
+    /// The environment every ukey process of this test gets. Only the soft driver runs: these tests
+    /// are about the agent, and a machine-wide SoftHSM2 or PC/SC reader must not add carriers.
     pub fn envs(&self) -> Vec<(String, PathBuf)> {
         let d = self.dir.path();
         vec![
+            ("UKEY_DRIVERS".into(), PathBuf::from("soft")),
             ("XDG_RUNTIME_DIR".into(), d.join("run")),
             ("XDG_DATA_HOME".into(), d.join("data")),
             ("XDG_CONFIG_HOME".into(), d.join("config")),
