@@ -77,18 +77,19 @@ impl TestAgent {
         agent
     }
 
-    /// The environment every ukey process of this test gets. Only the soft driver runs: these tests
-    /// are about the agent, and a machine-wide SoftHSM2 or PC/SC reader must not add carriers.
+    /// The environment every ukey process of this test gets.
     pub fn envs(&self) -> Vec<(String, PathBuf)> {
         let d = self.dir.path();
         vec![
-            ("UKEY_DRIVERS".into(), PathBuf::from("soft")),
             ("XDG_RUNTIME_DIR".into(), d.join("run")),
             ("XDG_DATA_HOME".into(), d.join("data")),
             ("XDG_CONFIG_HOME".into(), d.join("config")),
             ("XDG_STATE_HOME".into(), d.join("state")),
             ("UKEY_SOFT_DIR".into(), d.join("soft")),
             ("HOME".into(), d.to_path_buf()),
+            // Only the soft driver: the agent under test must not pick up the machine's PKCS#11
+            // modules (SoftHSM is registered with p11-kit here) or PC/SC readers of other tests.
+            ("UKEY_DRIVERS".into(), PathBuf::from("soft")),
         ]
     }
 
