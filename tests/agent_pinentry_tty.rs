@@ -164,6 +164,9 @@ fn pairing_and_signing_through_debians_pinentry_tty() {
     let (mut tty, first, second) = holder.join().expect("holder thread");
     assert!(first.contains(DEV), "the PIN dialog names the origin: {first}");
     assert!(first.contains(&fx.subject), "the PIN dialog names the certificate: {first}");
+    let sm3 = hex::encode(ukey_api::HashAlg::Sm3.digest(data)).to_uppercase();
+    let short = format!("{} {}", &sm3[..4], &sm3[4..8]);
+    assert!(first.contains(&short), "the PIN dialog shows a short SM3 of what is signed ({short}): {first}");
     assert!(
         second.contains("Wrong PIN") && second.contains("2 tries left"),
         "the second dialog says the PIN was wrong and how many tries are left: {second}"

@@ -90,6 +90,28 @@ function shownDialogs() {
   return readFileSync(dialogs, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
+/**
+ * OpenSSL and `ukey verify` check a raw r||s P-256 signature of `data` from files, with the
+ * certificate `certPem`, and both refuse it for other data.
+ */
+function verifyWithTools(name, raw, data, certPem) {
+  const f = (suffix) => join(dir, `${name}-${suffix}`);
+  const cert = new X509Certificate(certPem);
+  writeFileSync(f('signed.txt'), data);
+  writeFileSync(f('tampered.txt'), `${data}!`);
+  writeFileSync(f('cert.pem'), certPem);
+  writeFileSync(f('sig.raw'), raw);
+  writeFileSync(f('sig.der'), p1363ToDer(raw));
+  writeFileSync(f('pub.pem'), cert.publicKey.export({ type: 'spki', format: 'pem' }));
+  const openssl = (file) => execFileSync('openssl', ['dgst', '-sha256', '-verify', f('pub.pem'), '-signature',
+    f('sig.der'), file], { encoding: 'utf8', stdio: 'pipe' });
+  assert.match(openssl(f('signed.txt')), /Verified OK/, 'openssl verifies the signature');
+  assert.throws(() => openssl(f('tampered.txt')), 'openssl refuses the signature for other data');
+  ukey(['verify', '--cert', f('cert.pem'), '--sig', f('sig.raw'), '--in', f('signed.txt')], {}, 'pipe');
+  assert.throws(() => ukey(['verify', '--cert', f('cert.pem'), '--sig', f('sig.raw'), '--in', f('tampered.txt')], {},
+    'pipe'), '`ukey verify` refuses the signature for other data');
+}
+
 /** A development web server for one origin: an empty page and ukey.js. */
 function devServer() {
   const js = readFileSync(join(repo, 'web/ukey.js'));
@@ -183,21 +205,7 @@ test('a paired development origin lists, signs, verifies and logs in', async () 
   const raw = Buffer.from(r.signature, 'base64');
   assert.ok(nodeVerify('sha256', Buffer.from('signed in Chromium'), { key: cert.publicKey, dsaEncoding: 'ieee-p1363' },
     raw));
-  // OpenSSL and `ukey verify` check it too, from files, and refuse it for other data.
-  writeFileSync(join(dir, 'signed.txt'), 'signed in Chromium');
-  writeFileSync(join(dir, 'tampered.txt'), 'signed in Chromium!');
-  writeFileSync(join(dir, 'browser-cert.pem'), cert.toString());
-  writeFileSync(join(dir, 'browser-sig.raw'), raw);
-  writeFileSync(join(dir, 'browser-sig.der'), p1363ToDer(raw));
-  writeFileSync(join(dir, 'browser-pub.pem'), cert.publicKey.export({ type: 'spki', format: 'pem' }));
-  const openssl = (data) => execFileSync('openssl', ['dgst', '-sha256', '-verify', 'browser-pub.pem', '-signature',
-    'browser-sig.der', data], { cwd: dir, encoding: 'utf8', stdio: 'pipe' });
-  assert.match(openssl('signed.txt'), /Verified OK/);
-  assert.throws(() => openssl('tampered.txt'), 'openssl refuses the signature for other data');
-  ukey(['verify', '--cert', join(dir, 'browser-cert.pem'), '--sig', join(dir, 'browser-sig.raw'), '--in',
-    join(dir, 'signed.txt')]);
-  assert.throws(() => ukey(['verify', '--cert', join(dir, 'browser-cert.pem'), '--sig', join(dir, 'browser-sig.raw'),
-    '--in', join(dir, 'tampered.txt')], {}, 'pipe'), '`ukey verify` refuses the signature for other data');
+  verifyWithTools('dev-page', raw, 'signed in Chromium', cert.toString());
   const shown = shownDialogs();
   assert.equal(shown[0].command, 'CONFIRM');
   assert.ok(shown[0].description.includes(origin(0)), 'the pairing dialog names the origin');
@@ -232,6 +240,10 @@ test("the agent's demo page pairs, signs, logs in and shows insertions", async (
   await page.getByText('CN=Alice Browser').waitFor({ timeout: DEADLINE_MS });
   await page.getByText('Sign with the selected certificate').click();
   await page.locator('#sign-verdict').getByText('signature verified ✓').waitFor({ timeout: DEADLINE_MS });
+  // The signature the demo page shows verifies outside the browser too.
+  const shownSig = Buffer.from((await page.locator('#signature .mono').textContent()).trim(), 'base64');
+  const signedText = await page.locator('#text').inputValue();
+  verifyWithTools('demo-page', shownSig, signedText, readFileSync(join(dir, 'alice.pem'), 'utf8'));
   await page.getByText('Authenticate with the selected certificate').click();
   await page.locator('#authresult').getByText('verified ✓').waitFor({ timeout: DEADLINE_MS });
   // Plug in a second carrier: the page shows the event and the new carrier.
