@@ -85,7 +85,7 @@ for _ in $(seq "$N"); do
     t0=$(now); run_direct; t1=$(now); echo $((t1 - t0)) >>"$tmp/direct.ns"
 done
 
-stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
+stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f\n", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
 read -r mm ma mn mx < <(stats "$tmp/mod.ns")
 read -r dm da dn dx < <(stats "$tmp/direct.ns")
 printf '%-22s %10s %10s %10s %10s   (ms, %d runs each, interleaved)\n' path median mean min max "$N"
