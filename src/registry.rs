@@ -45,6 +45,7 @@ impl Registry {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
+        registry.start("hid", || Ok(Box::new(ukey_hid::HidDriver::from_env())));
         registry
     }
 
