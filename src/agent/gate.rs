@@ -63,6 +63,14 @@ pub enum Operation {
     UnblockPin,
     /// Initialising or resetting a carrier.
     Initialize,
+    /// Checking a PIN.
+    VerifyPin,
+    /// Writing a data object.
+    WriteData,
+    /// Reading a private data object.
+    ReadData,
+    /// Deleting a key, certificate or data object.
+    DeleteObject,
 }
 
 impl Operation {
@@ -78,6 +86,10 @@ impl Operation {
             Operation::ChangePin => "change the PIN",
             Operation::UnblockPin => "unblock the PIN",
             Operation::Initialize => "initialise (wipe) the carrier",
+            Operation::VerifyPin => "check the PIN",
+            Operation::WriteData => "write a data object",
+            Operation::ReadData => "read a private data object",
+            Operation::DeleteObject => "delete an object",
         }
     }
 }
