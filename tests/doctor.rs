@@ -5,6 +5,8 @@
 //! temporary trees (sysfs, /dev, udev rules, the unit's catalog) through the doctor's path
 //! overrides.
 
+mod agent_support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,8 +23,22 @@ use ukey_vpiv::{CardConfig, VirtualPiv};
 /// Longest wait for a vpcd reader or for the exclusive pcscd lease: other test binaries may
 /// hold them for a while.
 const LEASE_TIMEOUT: Duration = Duration::from_secs(600);
-const ALL_CHECKS: [&str; 10] =
-    ["pcscd", "readers", "cards", "usb", "modules", "permissions", "udev-rules", "agent", "custody", "certificates"];
+const ALL_CHECKS: [&str; 12] = [
+    "pcscd",
+    "readers",
+    "cards",
+    "usb",
+    "modules",
+    "pkcs11",
+    "permissions",
+    "udev-rules",
+    "agent",
+    "soft-store",
+    "custody",
+    "certificates",
+];
+/// SoftHSM2's PKCS#11 module (Debian package softhsm2).
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
 /// A temporary machine: system and user directories, sysfs, /dev, udev rules, runtime dir.
 struct Machine {
@@ -33,9 +49,11 @@ struct Machine {
 impl Machine {
     fn new() -> Self {
         let m = Machine { tmp: tempfile::tempdir().expect("temp dir"), readers: "no reader has this name".into() };
-        for dir in ["etc/catalog.d", "config", "home", "run", "sys/bus/usb/devices", "dev", "rules.d", "xdg"] {
+        for dir in ["etc/catalog.d", "config", "home", "run", "sys/bus/usb/devices", "dev", "rules.d", "xdg/ukey"] {
             fs::create_dir_all(m.path(dir)).expect("mkdir");
         }
+        // Only the modules a test names: the machine's p11-kit registrations stay out.
+        fs::write(m.path("xdg/ukey/config.toml"), "[pkcs11]\np11kit = false\n").expect("config");
         m
     }
 
@@ -65,6 +83,16 @@ impl Machine {
             .env("UKEY_UDEV_RULES_DIRS", self.path("rules.d"))
             .env("UKEY_PCSC_READERS", &self.readers);
         cmd
+    }
+
+    /// A SoftHSM2 configuration with its own token directory; returns the file.
+    fn softhsm_conf(&self) -> PathBuf {
+        let tokens = self.path("softhsm-tokens");
+        fs::create_dir_all(&tokens).expect("mkdir");
+        let conf = self.path("softhsm2.conf");
+        fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\n", tokens.display()))
+            .expect("softhsm2.conf");
+        conf
     }
 
     /// Runs `ukey doctor --json [args]` and returns the findings.
@@ -394,8 +422,9 @@ fn certificate(carrier: &dyn Carrier, slot: u8, cn: &str, not_before: SystemTime
             &pin(),
         )
         .expect("keygen");
-    let signer =
-        CarrierKeySigner::new(carrier, key.id.clone(), key.public_key.clone().expect("spki"), &pin()).expect("signer");
+    let credential = pin();
+    let signer = CarrierKeySigner::new(carrier, key.id.clone(), key.public_key.clone().expect("spki"), &credential)
+        .expect("signer");
     let options = CertificateOptions {
         not_before: Some(not_before),
         validity: Duration::from_secs(days * 86_400),
@@ -435,4 +464,136 @@ fn certificates_expiring_soon_or_expired_are_reported() {
     let expired = findings.iter().find(|f| message(f).contains("CN=expired")).expect("the expired certificate");
     assert_eq!(expired["status"], "fail", "{expired}");
     assert!(message(expired).contains("expired on"), "{expired}");
+}
+
+#[test]
+fn pkcs11_module_loaded_missing_and_not_a_library_are_told_apart() {
+    assert!(Path::new(SOFTHSM).is_file(), "{SOFTHSM} is missing: install softhsm2 (scripts/apt-packages.txt)");
+    let m = Machine::new();
+    let conf = m.softhsm_conf();
+    let not_a_library = m.path("libnot-a-module.so");
+    fs::write(&not_a_library, "this is text, not a shared library\n").unwrap();
+    let bogus = "/nonexistent/ukey-test/libbogus-pkcs11.so";
+    let modules = format!("{SOFTHSM}:{bogus}:{}", not_a_library.display());
+    let run = |modules: &str| {
+        let mut cmd = m.command(&["doctor", "--json", "--check", "pkcs11"]);
+        cmd.env("SOFTHSM2_CONF", &conf).env("UKEY_PKCS11_MODULES", modules);
+        let out = cmd.output().expect("run ukey");
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {} {}", text(&out.stdout), text(&out.stderr)));
+        (out.status, json["findings"].as_array().expect("findings").clone())
+    };
+
+    let (status, findings) = run(&modules);
+    assert_eq!(status.code(), Some(1), "a module that does not load is a failure: {findings:#?}");
+    let softhsm = about(&findings, "pkcs11", SOFTHSM);
+    assert_eq!(softhsm["status"], "ok", "{softhsm}");
+    assert!(message(softhsm).contains("loaded") && message(softhsm).contains("SoftHSM"), "{softhsm}");
+    let missing = about(&findings, "pkcs11", bogus);
+    assert_eq!(missing["status"], "fail", "{missing}");
+    assert!(message(missing).contains("no such file"), "{missing}");
+    assert!(missing["fix"].as_str().unwrap().contains("UKEY_PKCS11_MODULES"), "{missing}");
+    let text_file = about(&findings, "pkcs11", &not_a_library.display().to_string());
+    assert_eq!(text_file["status"], "fail", "{text_file}");
+    assert!(message(text_file).contains("not a loadable library"), "{text_file}");
+
+    // SoftHSM alone: all well, exit 0.
+    let (status, findings) = run(SOFTHSM);
+    assert!(status.success(), "{findings:#?}");
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+
+    // A module named in the config file that is not there: the fix points into that file.
+    let config = m.path("xdg/ukey/config.toml");
+    fs::write(&config, format!("[pkcs11]\np11kit = false\n\n[[pkcs11.modules]]\npath = \"{bogus}\"\n")).unwrap();
+    let findings = m.doctor(&["--check", "pkcs11"]);
+    let configured = about(&findings, "pkcs11", bogus);
+    assert_eq!(configured["status"], "fail", "{configured}");
+    let fix = configured["fix"].as_str().unwrap();
+    assert!(fix.contains("[[pkcs11.modules]]") && fix.contains(&config.display().to_string()), "{configured}");
+}
+
+#[test]
+fn soft_store_damaged_token_and_open_permissions_are_diagnosed() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Machine::new();
+    let findings = m.doctor(&["--check", "soft-store"]);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["status"], "ok");
+    assert!(message(&findings[0]).contains("no soft tokens yet"), "{}", findings[0]);
+
+    let out = m
+        .command(&["token", "init", "--soft", "--label", "doctor-test"])
+        .env("UKEY_SO_PIN", "87654321")
+        .env("UKEY_NEW_PIN", "123456")
+        .output()
+        .expect("ukey token init");
+    assert!(out.status.success(), "token init: {}", text(&out.stderr));
+    let findings = m.doctor(&["--check", "soft-store"]);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["status"], "ok");
+    assert!(message(&findings[0]).contains("1 soft token(s) readable"), "{}", findings[0]);
+
+    // A token file damaged on disk: named, with what to do.
+    let store = m.path("soft");
+    let token_file = fs::read_dir(&store)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "token"))
+        .unwrap_or_else(|| panic!("no .token file in {}", store.display()));
+    let mut bytes = fs::read(&token_file).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    fs::write(&token_file, &bytes).unwrap();
+    let findings = m.doctor(&["--check", "soft-store"]);
+    let damaged = findings.iter().find(|f| f["status"] == "fail").unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(message(damaged).contains("cannot be read"), "{damaged}");
+    assert!(damaged["subject"].as_str().unwrap().contains(token_file.file_name().unwrap().to_str().unwrap()));
+    assert!(damaged["fix"].as_str().unwrap().contains("backup"), "{damaged}");
+
+    // A store other accounts may read.
+    fs::set_permissions(&store, fs::Permissions::from_mode(0o755)).unwrap();
+    let findings = m.doctor(&["--check", "soft-store"]);
+    let open = about(&findings, "soft-store", &store.display().to_string());
+    assert_eq!(open["status"], "fail", "{open}");
+    assert!(message(open).contains("mode 755"), "{open}");
+    assert!(open["fix"].as_str().unwrap().contains("chmod 700"), "{open}");
+}
+
+/// Runs `ukey doctor --json --check agent` in a test agent's environment.
+fn doctor_agent(agent: &agent_support::TestAgent) -> (bool, Vec<Value>) {
+    let out = agent.ukey().args(["doctor", "--json", "--check", "agent"]).output().expect("run ukey doctor");
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {} {}", text(&out.stdout), text(&out.stderr)));
+    (out.status.success(), json["findings"].as_array().expect("findings").clone())
+}
+
+#[test]
+fn running_agent_is_reached_and_its_socket_permissions_are_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    // A real agent (the agent tests' harness) in its own runtime directory.
+    let mut agent = agent_support::TestAgent::start(&[]);
+    let (success, findings) = doctor_agent(&agent);
+    assert!(success, "{findings:#?}\nagent log:\n{}", agent.log());
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["status"], "ok", "{}", findings[0]);
+    let pid = agent.child.as_ref().map(|c| c.id()).expect("agent pid");
+    assert!(message(&findings[0]).contains(&format!("pid {pid}")), "{}", findings[0]);
+    assert!(message(&findings[0]).contains(&format!("127.0.0.1:{}", agent.port)), "{}", findings[0]);
+
+    // A socket other accounts may connect to is a failure, even though the agent answers.
+    fs::set_permissions(&agent.socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let (success, findings) = doctor_agent(&agent);
+    assert!(!success, "{findings:#?}");
+    let socket = about(&findings, "agent", &agent.socket.display().to_string());
+    assert_eq!(socket["status"], "fail", "{socket}");
+    assert!(message(socket).contains("mode 666"), "{socket}");
+    assert!(socket["fix"].as_str().unwrap().contains("ukey agent --detach"), "{socket}");
+    fs::set_permissions(&agent.socket, fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Stopped: a warning (the CLI works without it) with how to start it.
+    assert!(agent.terminate(), "the agent stops on SIGTERM");
+    let (success, findings) = doctor_agent(&agent);
+    assert!(success, "{findings:#?}");
+    assert_eq!(findings[0]["status"], "warn", "{}", findings[0]);
+    assert!(message(&findings[0]).contains("no ukey agent is running"), "{}", findings[0]);
 }

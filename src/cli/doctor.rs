@@ -17,8 +17,8 @@ use crate::doctor::{self, CHECKS, Environment, Finding, Status};
 /// `ukey doctor [--check ID]...`
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Run only this check (repeatable): pcscd, readers, cards, usb, modules, permissions,
-    /// udev-rules, agent, custody, certificates.
+    /// Run only this check (repeatable): pcscd, readers, cards, usb, modules, pkcs11,
+    /// permissions, udev-rules, agent, soft-store, custody, certificates.
     #[arg(long = "check", value_name = "ID")]
     pub checks: Vec<String>,
 }
@@ -65,7 +65,7 @@ impl Run for DoctorArgs {
                 ids.join(", ")
             )));
         }
-        let env = Environment::from_env(ctx.config.file.agent.runtime_dir.clone(), Box::new(|| ctx.inventory()));
+        let env = Environment::from_config(&ctx.config, Box::new(|| ctx.inventory()));
         let findings = doctor::run(&env, &self.checks);
         let mut summary = Summary::default();
         for f in &findings {

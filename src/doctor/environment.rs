@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use ukey_catalog::{Catalog, CatalogDirs, CatalogProblem};
 
+use crate::config::Config;
 use crate::registry::Inventory;
 
 /// pcscd's client socket when `PCSCLITE_CSOCK_NAME` is not set.
@@ -36,6 +37,12 @@ pub struct Environment<'a> {
     pub program_dirs: Vec<PathBuf>,
     /// The agent's runtime directory from the config file, if set there.
     pub agent_runtime_dir: Option<PathBuf>,
+    /// The config file read, for fixes that point into it.
+    pub config_file: Option<PathBuf>,
+    /// The `[pkcs11]` configuration (which modules to load).
+    pub pkcs11: ukey_pkcs11::Pkcs11Config,
+    /// The soft token store, when the soft token is switched on.
+    pub soft_dir: Option<PathBuf>,
     /// The carriers present now.
     pub carriers: CarrierLister<'a>,
 }
@@ -62,8 +69,8 @@ fn program_dirs() -> Vec<PathBuf> {
 }
 
 impl<'a> Environment<'a> {
-    /// The machine, with the overrides of the environment.
-    pub fn from_env(agent_runtime_dir: Option<PathBuf>, carriers: CarrierLister<'a>) -> Self {
+    /// The machine as ukey's configuration and the environment's overrides describe it.
+    pub fn from_config(config: &Config, carriers: CarrierLister<'a>) -> Self {
         let dirs = CatalogDirs::from_env();
         let (catalog, catalog_problems) = ukey_catalog::load(&dirs);
         Environment {
@@ -77,7 +84,10 @@ impl<'a> Environment<'a> {
             module_path: var_list("UKEY_PKCS11_MODULE_PATH").unwrap_or_default(),
             pcscd_socket: var_path("PCSCLITE_CSOCK_NAME").unwrap_or_else(|| PathBuf::from(DEFAULT_PCSCD_SOCKET)),
             program_dirs: program_dirs(),
-            agent_runtime_dir,
+            agent_runtime_dir: config.file.agent.runtime_dir.clone(),
+            config_file: config.config_file.clone(),
+            pkcs11: config.file.pkcs11.clone(),
+            soft_dir: config.soft_enabled.then(|| config.soft_dir.clone()),
             carriers,
         }
     }
@@ -96,6 +106,9 @@ impl<'a> Environment<'a> {
             pcscd_socket: root.join("pcscd.comm"),
             program_dirs: vec![root.join("bin")],
             agent_runtime_dir: Some(root.join("run")),
+            config_file: None,
+            pkcs11: ukey_pkcs11::Pkcs11Config::only(Vec::<PathBuf>::new()),
+            soft_dir: Some(root.join("soft")),
             carriers: Box::new(|| Inventory { carriers: Vec::new(), problems: Vec::new() }),
         }
     }

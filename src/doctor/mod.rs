@@ -14,6 +14,8 @@
 //! | `UKEY_DEV_ROOT` | `/dev` | device nodes (`bus/usb/BBB/DDD`, `hidrawN`) |
 //! | `UKEY_UDEV_RULES_DIRS` | `/etc/udev/rules.d:/usr/lib/udev/rules.d:/lib/udev/rules.d` | where `70-ukey.rules` may be installed |
 //! | `UKEY_PKCS11_MODULE_PATH` | (none) | extra directories searched first for vendor PKCS#11 modules |
+//! | `UKEY_PKCS11_MODULES` | (none) | the only PKCS#11 modules the `pkcs11` check loads (as the driver) |
+//! | `UKEY_SOFT_DIR` | `~/.local/share/ukey/tokens` | the soft token store |
 //! | `PCSCLITE_CSOCK_NAME` | `/run/pcscd/pcscd.comm` | pcscd's socket (libpcsclite reads the same variable) |
 //! | `XDG_RUNTIME_DIR` | `/run/user/UID` | where the agent's socket is (`ukey/agent.sock`) |
 
@@ -25,7 +27,9 @@ pub mod environment;
 pub mod modules;
 pub mod pcscd;
 pub mod permissions;
+pub mod pkcs11;
 pub mod readers;
+pub mod soft_store;
 pub mod sysfs;
 pub mod udev_rules;
 pub mod usb;
@@ -51,8 +55,8 @@ pub enum Status {
 /// One result of one check. The JSON field names are part of ukey's interface.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The check's stable id (`pcscd`, `readers`, `cards`, `usb`, `modules`, `permissions`,
-    /// `udev-rules`, `agent`, `custody`, `certificates`).
+    /// The check's stable id (`pcscd`, `readers`, `cards`, `usb`, `modules`, `pkcs11`,
+    /// `permissions`, `udev-rules`, `agent`, `soft-store`, `custody`, `certificates`).
     pub check: &'static str,
     /// What the finding is about, for checks that report per item (a reader, a device, a
     /// certificate); absent for whole-machine findings.
@@ -107,10 +111,12 @@ pub const CHECKS: &[Check] = &[
     Check { id: readers::ID, title: "smart card readers", run: readers::check },
     Check { id: cards::ID, title: "cards in the readers", run: cards::check },
     Check { id: usb::ID, title: "USB carriers", run: usb::check },
-    Check { id: modules::ID, title: "vendor PKCS#11 modules", run: modules::check },
+    Check { id: modules::ID, title: "vendor modules of plugged-in carriers", run: modules::check },
+    Check { id: pkcs11::ID, title: "PKCS#11 modules", run: pkcs11::check },
     Check { id: permissions::ID, title: "device permissions", run: permissions::check },
     Check { id: udev_rules::ID, title: "ukey's udev rules", run: udev_rules::check },
     Check { id: agent::ID, title: "ukey agent", run: agent::check },
+    Check { id: soft_store::ID, title: "software token store", run: soft_store::check },
     Check { id: custody::ID, title: "custody policy", run: custody::check },
     Check { id: certificates::ID, title: "certificate validity", run: certificates::check },
 ];

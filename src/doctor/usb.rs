@@ -10,7 +10,7 @@ use super::{Environment, Finding};
 pub const ID: &str = "usb";
 
 /// The plugged-in USB devices the catalog knows, with their entries.
-pub fn known_devices(env: &Environment<'_>) -> Result<Vec<(UsbDevice, &ukey_catalog::Entry)>, String> {
+pub fn known_devices<'e>(env: &'e Environment<'_>) -> Result<Vec<(UsbDevice, &'e ukey_catalog::Entry)>, String> {
     Ok(usb_devices(&env.sysfs_root)?
         .into_iter()
         .filter_map(|d| env.catalog.match_usb(d.vendor, d.product).map(|e| (d, e)))
