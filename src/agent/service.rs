@@ -486,6 +486,8 @@ impl Service {
         let canonical =
             crate::agent::webguard::WebOrigin::parse(&p.origin).map(|o| o.to_string()).unwrap_or(p.origin.clone());
         let revoked = self.origins.revoke(&canonical)?;
+        // Cache keys name a page by its origin (ClientIdentity::describe).
+        self.consent.cache.wipe_client(&canonical);
         if revoked {
             log::info!("origin {canonical} revoked");
         }
