@@ -158,11 +158,8 @@ impl Rig {
     fn opensc_conf(&self) -> PathBuf {
         let path = self.path("opensc.conf");
         if !path.exists() {
-            std::fs::write(
-                &path,
-                "app default {\n    framework pkcs15 {\n        use_file_caching = no;\n    }\n}\n".to_string(),
-            )
-            .expect("write opensc.conf");
+            std::fs::write(&path, "app default {\n    framework pkcs15 {\n        use_file_caching = no;\n    }\n}\n")
+                .expect("write opensc.conf");
         }
         path
     }
