@@ -599,3 +599,107 @@ fn running_agent_is_reached_and_its_socket_permissions_are_checked() {
     assert_eq!(findings[0]["status"], "warn", "{}", findings[0]);
     assert!(message(&findings[0]).contains("no ukey agent is running"), "{}", findings[0]);
 }
+
+const HID_ENTRY: &str = r#"
+[[carrier]]
+id = "test-hid-piv"
+manufacturer = "ukey tests"
+model = "HID PIV token"
+interface = "hid"
+applications = ["piv"]
+usb = [{ vendor = 0x1209, product = 0x000C }]
+hid_framing = "ctaphid-msg"
+sources = ["ukey doctor tests"]
+compliance = { compliant = false, reason = "test carrier" }
+"#;
+
+/// The user id the permission test runs the doctor as, when the test runs as root (root may
+/// open every node, so only another account can meet a closed one): `nobody`.
+const NOBODY: &str = "65534";
+
+#[test]
+fn a_hidraw_node_the_holder_may_not_open_is_explained_with_the_udev_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let m = Machine::new();
+    m.system_catalog("hid.toml", HID_ENTRY);
+    // A HID token of the unit's catalog at 3-1, with its hidraw node (sysfs and /dev as the
+    // kernel lays them out).
+    m.usb_device("3-1", 0x1209, 0x000C, 4, 0x03);
+    let hid = m.path("sys/bus/usb/devices/3-1/3-1:1.0/0003:1209:000C.0001/hidraw/hidraw7");
+    fs::create_dir_all(&hid).unwrap();
+    let node = m.path("dev/hidraw7");
+    fs::write(&node, b"").unwrap();
+    fs::set_permissions(&node, fs::Permissions::from_mode(0o600)).unwrap();
+    let as_root = rustix::process::getuid().is_root();
+    if as_root {
+        // Let `nobody` walk the temporary machine (read only) but not open the node.
+        for entry in walk(m.tmp.path()) {
+            let mode = if entry.is_dir() { 0o755 } else { 0o644 };
+            fs::set_permissions(&entry, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(m.path("dev/bus/usb/001/004"), fs::Permissions::from_mode(0o600)).unwrap();
+    } else {
+        fs::set_permissions(&node, fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(m.path("dev/bus/usb/001/004"), fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let run = || {
+        let mut cmd = m.command(&["doctor", "--json", "--check", "usb", "--check", "permissions"]);
+        if as_root {
+            // setpriv (util-linux) runs the real binary as another account.
+            let inner = cmd;
+            cmd = Command::new("setpriv");
+            cmd.args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups", "--"]).arg(inner.get_program());
+            cmd.args(inner.get_args()).env_clear();
+            for (k, v) in inner.get_envs() {
+                if let Some(v) = v {
+                    cmd.env(k, v);
+                }
+            }
+        }
+        let out = cmd.output().expect("run ukey doctor (setpriv is in util-linux)");
+        let json: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {} {}", text(&out.stdout), text(&out.stderr)));
+        (out.status, json["findings"].as_array().expect("findings").clone())
+    };
+
+    let (status, findings) = run();
+    assert_eq!(status.code(), Some(1), "{findings:#?}");
+    let usb = about(&findings, "usb", "USB 3-1 1209:000c");
+    assert_eq!(usb["status"], "ok", "{usb}");
+    assert!(message(usb).contains("test-hid-piv") && message(usb).contains("hid"), "{usb}");
+    let closed = about(&findings, "permissions", &node.display().to_string());
+    assert_eq!(closed["status"], "fail", "{closed}");
+    assert!(message(closed).contains("may not open"), "{closed}");
+    assert!(
+        closed["fix"].as_str().unwrap().contains("ukey catalog udev"),
+        "without rules, the fix installs them: {closed}"
+    );
+    let usbfs = about(&findings, "permissions", &m.path("dev/bus/usb/001/004").display().to_string());
+    assert_eq!(usbfs["status"], "fail", "{usbfs}");
+
+    // With the rules installed the fix is no longer to install them, but to re-plug at the seat.
+    let rules = m.path("rules.d/70-ukey.rules");
+    let out = m.command(&["catalog", "udev", "--out", rules.to_str().unwrap()]).output().expect("ukey catalog udev");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let installed = fs::read_to_string(&rules).unwrap();
+    assert!(installed.contains("1209") && installed.contains("000c"), "the rules cover the unit's HID token");
+    fs::set_permissions(&rules, fs::Permissions::from_mode(0o644)).unwrap();
+    let (_, findings) = run();
+    let closed = about(&findings, "permissions", &node.display().to_string());
+    assert_eq!(closed["status"], "fail", "{closed}");
+    assert!(closed["fix"].as_str().unwrap().contains("re-insert"), "{closed}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for entry in fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok) {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

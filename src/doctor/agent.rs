@@ -36,7 +36,14 @@ const RESTART_HINT: &str =
 pub fn check(env: &Environment<'_>) -> Vec<Finding> {
     let dir = match instance::runtime_dir(env.agent_runtime_dir.as_deref()) {
         Ok(dir) => dir,
-        Err(e) => return vec![Finding::warn(ID, format!("the agent's place cannot be found: {e}"), START_HINT)],
+        Err(e) => {
+            return vec![Finding::warn(
+                ID,
+                format!("the agent's place cannot be found: {e}"),
+                "log in through a desktop or `ssh` session (it sets XDG_RUNTIME_DIR), or set `runtime_dir` in the \
+                 [agent] section of the config file; then start the agent with `ukey agent --detach`",
+            )];
+        }
     };
     let socket = instance::socket_path(&dir);
     if !socket.exists() {

@@ -31,7 +31,13 @@ pub fn check(env: &Environment<'_>) -> Vec<Finding> {
     let devices = match usb_devices(&env.sysfs_root) {
         Ok(d) => d,
         Err(why) => {
-            out.push(Finding::warn(ID, format!("USB devices cannot be listed: {why}"), "run `lsusb` to see them"));
+            let fix = if env.sysfs_root.join("bus/usb").exists() {
+                "run `lsusb` to see them, and `ukey doctor` as the holder who uses the key"
+            } else {
+                "this system has no USB bus (a container or virtual machine without USB pass-through): pass the key \
+                 through to it, or run ukey where the key is plugged in"
+            };
+            out.push(Finding::warn(ID, format!("USB devices cannot be listed: {why}"), fix));
             return out;
         }
     };
