@@ -73,7 +73,7 @@ for _ in $(seq "$N"); do
     t0=$(now); run_p11; t1=$(now); echo $((t1 - t0)) >>"$tmp/p11.ns"
 done
 
-stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
+stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f\n", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
 read -r um ua un ux < <(stats "$tmp/ukey.ns")
 read -r pm pa pn px < <(stats "$tmp/p11.ns")
 printf '%-12s %10s %10s %10s %10s   (ms, %d runs each, interleaved)\n' tool median mean min max "$N"
