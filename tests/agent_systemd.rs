@@ -37,7 +37,7 @@ fn the_agent_adopts_a_socket_passed_by_systemd() {
     std::fs::write(&script, "").unwrap();
     // Like a systemd user manager, pass the session's environment to the service explicitly.
     let mut cmd = Command::new(activate);
-    for var in ["XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "UKEY_SOFT_DIR", "HOME"] {
+    for var in ["XDG_RUNTIME_DIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "UKEY_SOFT_DIR", "HOME", "UKEY_DRIVERS"] {
         cmd.arg(format!("--setenv={var}"));
     }
     let child = cmd
@@ -53,6 +53,9 @@ fn the_agent_adopts_a_socket_passed_by_systemd() {
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env("UKEY_SOFT_DIR", dir.path().join("soft"))
         .env("HOME", dir.path())
+        // Only the soft driver, as in the other agent tests: the machine's p11-kit modules
+        // (OpenSC's among them, with the PIV tests' virtual cards in vpcd) are not under test.
+        .env("UKEY_DRIVERS", "soft")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
