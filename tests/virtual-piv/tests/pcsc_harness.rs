@@ -23,6 +23,24 @@ fn connect(reader: &str) -> pcsc::Card {
     ctx.connect(&CString::new(reader).unwrap(), ShareMode::Shared, Protocols::ANY).expect("card connects")
 }
 
+/// Connects and selects PIV on a card that was just (re)inserted. Right after insertion pcscd may
+/// still be settling the card's protocol and answer the first transmit with PROTO_MISMATCH; the
+/// condition waited for is "SELECT answers", with a bounded deadline.
+fn connect_and_select(reader: &str) -> pcsc::Card {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let card = connect(reader);
+        match transmit(&card, &select()) {
+            Ok(_) => return card,
+            Err(pcsc::Error::ProtoMismatch | pcsc::Error::ResetCard) if std::time::Instant::now() < until => {
+                drop(card);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("SELECT on the re-inserted card: {e}"),
+        }
+    }
+}
+
 fn select() -> Vec<u8> {
     apdu::build(0, 0xA4, 0x04, 0x00, &PIV_AID, Some(256))
 }
@@ -77,8 +95,7 @@ fn a_removed_card_can_be_inserted_again_with_its_state() {
     }
     let (shared, _) = inserted.remove().expect("remove");
     let again = lease.insert_shared(shared).expect("insert again");
-    let card = connect(lease.reader_name());
-    transmit(&card, &select()).unwrap();
+    let card = connect_and_select(lease.reader_name());
     let status = apdu::build(0, 0x20, 0x00, 0x80, &[], None);
     assert_eq!(transmit(&card, &status).unwrap().1, 0x63C2, "the retry counter survived removal");
     drop(card);
