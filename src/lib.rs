@@ -2,6 +2,8 @@
 //! drivers under `drivers/`.
 
 pub mod agent;
+pub mod audit;
+pub mod policy;
 pub mod cli;
 pub mod config;
 pub mod registry;

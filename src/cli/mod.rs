@@ -5,12 +5,16 @@
 //! in [`Command::run`].
 
 pub mod agent;
+pub mod audit;
 pub mod catalog;
 pub mod cert_import;
 pub mod certs;
+pub mod compliance;
 pub mod context;
 pub mod csr;
 pub mod error;
+pub mod guard;
+pub mod helpdesk;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
@@ -48,7 +52,8 @@ pub trait Run {
 /// UKEY_NEW_PIN environment variables — never from a plain argument.
 ///
 /// Exit codes: 0 ok, 1 error, 2 usage, 3 PIN problem (wrong, locked, missing), 4 not found or
-/// ambiguous, 5 signature does not verify.
+/// ambiguous, 5 signature (or `ukey audit verify`: the audit chain) does not verify, 6 refused by
+/// the custody policy.
 #[derive(Debug, Parser)]
 #[command(name = "ukey", version, about, long_about, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -123,6 +128,15 @@ pub enum Command {
     /// Carrier models ukey knows: list, check catalog files, generate udev rules.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Show the audit log, verify its chain, take an anchor.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Helpdesk: register carriers to holders, suspend, revoke, unblock, reset, custody tags.
+    #[command(subcommand)]
+    Helpdesk(helpdesk::HelpdeskCommand),
+    /// Compliance with Article 13: each requirement next to the evidence on this machine.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCommand),
 }
 
 impl Command {
@@ -143,6 +157,9 @@ impl Command {
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
             Command::Catalog(c) => c.run(ctx),
+            Command::Audit(c) => c.run(ctx),
+            Command::Helpdesk(c) => c.run(ctx),
+            Command::Compliance(c) => c.run(ctx),
         }
     }
 }
