@@ -4,6 +4,7 @@
 
 pub mod cert;
 pub mod certbuild;
+pub mod cms;
 pub mod csr;
 pub mod encoding;
 pub mod hash;
@@ -20,6 +21,7 @@ pub mod verify;
 pub mod x509sig;
 
 pub use certbuild::{CertificateOptions, issue, issue_from_csr, self_signed, verify_certificate_signature};
+pub use cms::{CmsOptions, CmsProfile, CmsVerified, sign_cms, verify_cms, verify_cms_with_ca};
 pub use csr::{CsrInfo, build_csr, build_csr_pem, verify_csr};
 pub use hash::Hasher;
 pub use keyinfo::spki_algorithm;
