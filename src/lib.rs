@@ -3,8 +3,8 @@
 
 pub mod agent;
 pub mod audit;
-pub mod policy;
 pub mod cli;
 pub mod config;
+pub mod policy;
 pub mod registry;
 pub mod resolve;

@@ -104,12 +104,23 @@ impl Registry {
     pub fn failed(&self) -> &[DriverProblem] {
         &self.failed
     }
+
+    /// Puts every driver behind the custody gate: the CLI's direct carrier path (issue 6). The
+    /// agent keeps its drivers ungated; it gates each use itself.
+    pub fn gated(self, gate: Arc<dyn crate::agent::gate::Gate>) -> Self {
+        let drivers = self
+            .drivers
+            .into_iter()
+            .map(|(name, d)| {
+                let wrapped: Box<dyn Driver> = Box::new(crate::policy::gated::GatedDriver::new(d, Arc::clone(&gate)));
+                (name, wrapped)
+            })
+            .collect();
+        Registry { drivers, failed: self.failed }
+    }
 }
 
 /// The built-in software token store in the configured directory.
 fn soft_driver(config: &Config) -> Result<Box<dyn Driver>, Error> {
-    Err(Error::NotSupported(format!(
-        "the software token driver is not built into this ukey yet (store {})",
-        config.soft_dir.display()
-    )))
+    Ok(Box::new(ukey_soft::SoftDriver::open(&config.soft_dir)))
 }

@@ -167,7 +167,11 @@ fn reordered_records_are_found() {
     let v = verify(dir.path(), &[]);
     assert_eq!(v.code, 5, "{}", v.stdout);
     assert!(has_error(&v, "reordered", 9, Some(8)), "{}", v.json);
-    assert!(v.stdout.contains("record seq 8 (line 9 of audit-00000000000000000001.log) is out of order"), "{}", v.stdout);
+    assert!(
+        v.stdout.contains("record seq 8 (line 9 of audit-00000000000000000001.log) is out of order"),
+        "{}",
+        v.stdout
+    );
     assert!(!errors(&v).iter().any(|f| f["kind"] == "missing"), "a move is not a deletion: {}", v.json);
 }
 

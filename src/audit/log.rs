@@ -164,7 +164,14 @@ impl Writer {
             .create(dir)
             .map_err(|e| AuditError::write("creating the directory", dir, e))?;
         let head = files::open_head(dir).map_err(|e| AuditError::write("opening", dir.join(files::HEAD_FILE), e))?;
-        Ok(Writer { dir: dir.to_path_buf(), head, active: None, seq: 0, hash: GENESIS.to_string(), fragment: Vec::new() })
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            head,
+            active: None,
+            seq: 0,
+            hash: GENESIS.to_string(),
+            fragment: Vec::new(),
+        })
     }
 
     fn append(
@@ -281,9 +288,11 @@ impl Writer {
         let before = files.iter().rev().find(|f| f.path.as_path() < path);
         match before {
             Some(prev) => {
-                let file = File::open(&prev.path).map_err(|e| AuditError::Read { path: prev.path.clone(), source: e })?;
+                let file =
+                    File::open(&prev.path).map_err(|e| AuditError::Read { path: prev.path.clone(), source: e })?;
                 let len = file.metadata().map_err(|e| AuditError::Read { path: prev.path.clone(), source: e })?.len();
-                let prev_tail = read_tail(&file, len).map_err(|e| AuditError::Read { path: prev.path.clone(), source: e })?;
+                let prev_tail =
+                    read_tail(&file, len).map_err(|e| AuditError::Read { path: prev.path.clone(), source: e })?;
                 match prev_tail.last {
                     Some(last) => {
                         self.seq = last.seq;
@@ -320,10 +329,10 @@ impl Writer {
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<(), AuditError> {
-        let active = self.active.as_mut().ok_or_else(|| AuditError::Damaged {
-            path: PathBuf::new(),
-            reason: "no active log file".into(),
-        })?;
+        let active = self
+            .active
+            .as_mut()
+            .ok_or_else(|| AuditError::Damaged { path: PathBuf::new(), reason: "no active log file".into() })?;
         active.file.write_all(bytes).map_err(|e| AuditError::write("writing", &active.path, e))?;
         active.len += bytes.len() as u64;
         Ok(())

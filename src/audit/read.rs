@@ -35,9 +35,10 @@ impl Filter {
         let secs = || parse_seconds(&r.time).unwrap_or(0);
         self.since.is_none_or(|s| secs() >= s)
             && self.until.is_none_or(|u| secs() < u)
-            && self.account.as_ref().is_none_or(|a| {
-                r.account.as_deref() == Some(a.as_str()) || r.uid.is_some_and(|u| u.to_string() == *a)
-            })
+            && self
+                .account
+                .as_ref()
+                .is_none_or(|a| r.account.as_deref() == Some(a.as_str()) || r.uid.is_some_and(|u| u.to_string() == *a))
             && self.carrier.as_ref().is_none_or(|c| {
                 r.carrier.as_deref().is_some_and(|x| x.contains(c.as_str()))
                     || r.serial.as_deref().is_some_and(|x| x.contains(c.as_str()))
@@ -68,7 +69,8 @@ pub fn read_dir(dir: &Path, filter: &Filter, limit: Option<usize>) -> Result<Vec
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).map_err(|e| AuditError::Read { path: f.path.clone(), source: e })?;
+            let n =
+                reader.read_until(b'\n', &mut buf).map_err(|e| AuditError::Read { path: f.path.clone(), source: e })?;
             if n == 0 {
                 break;
             }

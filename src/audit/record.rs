@@ -205,7 +205,8 @@ fn hex_eq(hex_text: &[u8], raw: &[u8]) -> bool {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     hex_text.len() == raw.len() * 2
         && raw.iter().enumerate().all(|(i, b)| {
-            hex_text.get(2 * i) == DIGITS.get(usize::from(b >> 4)) && hex_text.get(2 * i + 1) == DIGITS.get(usize::from(b & 15))
+            hex_text.get(2 * i) == DIGITS.get(usize::from(b >> 4))
+                && hex_text.get(2 * i + 1) == DIGITS.get(usize::from(b & 15))
         })
 }
 

@@ -49,7 +49,9 @@ impl Anchor {
         };
         let hash = hash.trim().to_ascii_lowercase();
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("`{text}` is not an anchor: give the 64-hex-digit record hash, optionally as SEQ:HASH"));
+            return Err(format!(
+                "`{text}` is not an anchor: give the 64-hex-digit record hash, optionally as SEQ:HASH"
+            ));
         }
         Ok(Anchor { seq, hash })
     }
@@ -190,7 +192,12 @@ pub fn verify_dir(dir: &Path, anchors: &[Anchor]) -> Result<Report, AuditError> 
 }
 
 /// Verifies the given files in order (the chain runs across them).
-pub fn verify_paths(dir: &Path, paths: &[PathBuf], head: Option<Head>, anchors: &[Anchor]) -> Result<Report, AuditError> {
+pub fn verify_paths(
+    dir: &Path,
+    paths: &[PathBuf],
+    head: Option<Head>,
+    anchors: &[Anchor],
+) -> Result<Report, AuditError> {
     let mut v = Verifier::new(anchors);
     for (i, path) in paths.iter().enumerate() {
         let last_file = i + 1 == paths.len();
@@ -275,7 +282,10 @@ impl<'a> Verifier<'a> {
                 FindingKind::Files,
                 Some(&pos),
                 None,
-                format!("the seal at line {} of {} says the chain continues in {next}, but the next file is {name}", pos.line, pos.file),
+                format!(
+                    "the seal at line {} of {} says the chain continues in {next}, but the next file is {name}",
+                    pos.line, pos.file
+                ),
             );
         }
         let file = File::open(path).map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
@@ -285,7 +295,9 @@ impl<'a> Verifier<'a> {
         let mut sealed_here: Option<(Pos, String)> = None;
         loop {
             buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
             if n == 0 {
                 break;
             }
@@ -316,7 +328,10 @@ impl<'a> Verifier<'a> {
                 FindingKind::Truncated,
                 Some(&pos),
                 None,
-                format!("line {} of {} is unfinished, and the log continues in another file: the file was cut", pos.line, pos.file),
+                format!(
+                    "line {} of {} is unfinished, and the log continues in another file: the file was cut",
+                    pos.line, pos.file
+                ),
             );
         }
         if !last_file {
@@ -450,7 +465,10 @@ impl<'a> Verifier<'a> {
                         FindingKind::Unchained,
                         Some(pos),
                         Some(seq),
-                        format!("record seq 1 (line {} of {}) does not start a chain (its prev is not zero)", pos.line, pos.file),
+                        format!(
+                            "record seq 1 (line {} of {}) does not start a chain (its prev is not zero)",
+                            pos.line, pos.file
+                        ),
                     );
                 }
             } else {
@@ -600,7 +618,10 @@ impl<'a> Verifier<'a> {
                 FindingKind::Duplicate,
                 Some(&pos),
                 Some(seq),
-                format!("record seq {seq} (line {} of {}) appears a second time: a copied or replayed record", pos.line, pos.file),
+                format!(
+                    "record seq {seq} (line {} of {}) appears a second time: a copied or replayed record",
+                    pos.line, pos.file
+                ),
             );
         }
     }
@@ -654,14 +675,17 @@ impl<'a> Verifier<'a> {
                     FindingKind::Altered,
                     at.as_ref(),
                     Some(last),
-                    format!("the last record (seq {last}) is not the one that was written: HEAD has another hash for it"),
+                    format!(
+                        "the last record (seq {last}) is not the one that was written: HEAD has another hash for it"
+                    ),
                 );
             }
             None if self.records > 0 => self.warn(
                 FindingKind::Files,
                 None,
                 None,
-                "there is no HEAD file: whether records were cut from the end cannot be checked here (use an anchor)".into(),
+                "there is no HEAD file: whether records were cut from the end cannot be checked here (use an anchor)"
+                    .into(),
             ),
             _ => {}
         }

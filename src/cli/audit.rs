@@ -55,7 +55,9 @@ impl WhichLog {
             return Ok(SystemPaths::from_env().audit);
         }
         crate::audit::paths::user_audit_dir().ok_or_else(|| {
-            CliError::Usage("cannot find your audit log: set UKEY_AUDIT_DIR, XDG_STATE_HOME or HOME, or pass --dir".into())
+            CliError::Usage(
+                "cannot find your audit log: set UKEY_AUDIT_DIR, XDG_STATE_HOME or HOME, or pass --dir".into(),
+            )
         })
     }
 }
@@ -108,8 +110,9 @@ fn time_arg(text: &str) -> Result<u64, String> {
 }
 
 fn event_arg(text: &str) -> Result<Event, String> {
-    Event::parse(text)
-        .ok_or_else(|| format!("`{text}` is not an event: use intent, use, refusal, helpdesk, notice, recovery or seal"))
+    Event::parse(text).ok_or_else(|| {
+        format!("`{text}` is not an event: use intent, use, refusal, helpdesk, notice, recovery or seal")
+    })
 }
 
 impl Run for AuditCommand {

@@ -172,7 +172,9 @@ impl Run for ComplianceArgs {
         let refusals: u64 = audits.iter().map(|a| a.refusals).sum();
         let non_compliant_present: Vec<&CarrierLine> = carriers.iter().filter(|c| !c.compliant).collect();
         let policy_line = match &policy {
-            PolicyState::Personal => "no custody policy is installed (personal mode): nothing is enforced on this machine".to_string(),
+            PolicyState::Personal => {
+                "no custody policy is installed (personal mode): nothing is enforced on this machine".to_string()
+            }
             PolicyState::Broken(why) => why.clone(),
             PolicyState::Enforced(s) => format!(
                 "custody policy installed: unregistered carriers {}, development mode {}",
@@ -210,7 +212,11 @@ impl Run for ComplianceArgs {
         reqs.push(Requirement {
             id: "kept-by-holder",
             text: "Each carrier is kept by its holder (a named custodian)",
-            verdict: if enforced && with_custodian == records.len() && !records.is_empty() { Verdict::Met } else { Verdict::Gap },
+            verdict: if enforced && with_custodian == records.len() && !records.is_empty() {
+                Verdict::Met
+            } else {
+                Verdict::Gap
+            },
             evidence: vec![
                 format!("{} custody records, {with_custodian} with a named custodian", records.len()),
                 format!(
@@ -264,7 +270,11 @@ impl Run for ComplianceArgs {
             })
             .count();
         let mut ev = vec![
-            format!("{} custody records in {} ({complete} complete: custodian, rights, registration, operator)", records.len(), paths.custody.display()),
+            format!(
+                "{} custody records in {} ({complete} complete: custodian, rights, registration, operator)",
+                records.len(),
+                paths.custody.display()
+            ),
             format!("{} records have an issuance date", records.iter().filter(|r| !r.record.issued.is_empty()).count()),
         ];
         for p in &problems {
@@ -293,7 +303,8 @@ impl Run for ComplianceArgs {
         reqs.push(Requirement {
             id: "records",
             text: "The unit keeps records of custodians, use rights, uses, registration and issuance",
-            verdict: if enforced && complete == records.len() && !records.is_empty() && problems.is_empty() && chains_ok {
+            verdict: if enforced && complete == records.len() && !records.is_empty() && problems.is_empty() && chains_ok
+            {
                 Verdict::Met
             } else {
                 Verdict::Gap
@@ -345,7 +356,11 @@ fn summarise(dir: PathBuf) -> AuditSummary {
         s.chain_ok = (report.records > 0).then(|| report.ok());
         s.errors = report.errors();
         s.interrupted = report.interrupted;
-        s.first_error = report.findings.iter().find(|f| f.severity == crate::audit::verify::Severity::Error).map(|f| f.message.clone());
+        s.first_error = report
+            .findings
+            .iter()
+            .find(|f| f.severity == crate::audit::verify::Severity::Error)
+            .map(|f| f.message.clone());
     }
     s
 }

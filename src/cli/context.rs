@@ -31,9 +31,9 @@ impl Context {
         Context { config, out, pins, registry: OnceLock::new() }
     }
 
-    /// The drivers, started on first use.
+    /// The drivers, started on first use, behind the custody gate (issue 6).
     pub fn registry(&self) -> &Registry {
-        self.registry.get_or_init(|| Registry::from_config(&self.config))
+        self.registry.get_or_init(|| Registry::from_config(&self.config).gated(crate::policy::gate::cli_gate()))
     }
 
     /// The carriers present now. Drivers that failed are reported as warnings in human mode

@@ -104,6 +104,7 @@ impl CliError {
                 | Error::PinRejected(_)
                 | Error::LoginRequired(_) => EXIT_PIN,
                 Error::NotFound(_) | Error::Ambiguous { .. } => EXIT_NOT_FOUND,
+                Error::Refused(_) => EXIT_REFUSED,
                 _ => EXIT_ERROR,
             },
             CliError::Config(_) => EXIT_ERROR,

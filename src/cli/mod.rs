@@ -13,7 +13,6 @@ pub mod compliance;
 pub mod context;
 pub mod csr;
 pub mod error;
-pub mod guard;
 pub mod helpdesk;
 pub mod keygen;
 pub mod keys;

@@ -50,7 +50,8 @@ impl UnitCatalog {
                 entry: Some("ukey-soft".into()),
                 model: Some("ukey built-in software token".into()),
                 compliant: false,
-                reason: "a software token keeps its keys in files on this computer; it is not a compliant carrier".into(),
+                reason: "a software token keeps its keys in files on this computer; it is not a compliant carrier"
+                    .into(),
             };
         }
         match self.find(info) {
@@ -59,7 +60,11 @@ impl UnitCatalog {
                 model: Some(entry.display_name()),
                 compliant: entry.is_compliant(),
                 reason: if entry.compliance.reason.is_empty() {
-                    if entry.is_compliant() { "the catalog lists it as a compliant carrier".into() } else { "the catalog lists it as not compliant".into() }
+                    if entry.is_compliant() {
+                        "the catalog lists it as a compliant carrier".into()
+                    } else {
+                        "the catalog lists it as not compliant".into()
+                    }
                 } else {
                     entry.compliance.reason.clone()
                 },
@@ -86,7 +91,8 @@ impl UnitCatalog {
                 .flatten()
                 .and_then(|m| self.catalog.match_module(m))
         };
-        let by_reader = || (info.kind == CarrierKind::Pcsc).then(|| self.catalog.match_reader(&info.location)).flatten();
+        let by_reader =
+            || (info.kind == CarrierKind::Pcsc).then(|| self.catalog.match_reader(&info.location)).flatten();
         let by_driver = || info.catalog_entry.as_deref().and_then(|id| self.catalog.entry(id));
         by_atr.or_else(by_usb).or_else(by_module).or_else(by_reader).or_else(by_driver)
     }

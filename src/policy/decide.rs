@@ -75,8 +75,11 @@ impl Binding {
     }
 
     fn of_tag(t: &TagPayload) -> Self {
-        let holder =
-            if t.holder.unit.is_empty() { t.holder.name.clone() } else { format!("{} ({})", t.holder.name, t.holder.unit) };
+        let holder = if t.holder.unit.is_empty() {
+            t.holder.name.clone()
+        } else {
+            format!("{} ({})", t.holder.name, t.holder.unit)
+        };
         Binding {
             holder,
             accounts: t.accounts.clone(),
@@ -218,6 +221,7 @@ pub fn decide(
         );
     }
     if let Some(cert) = facts.certificate
+        && facts.operation != Operation::ImportCertificate
         && !binding.certificates.is_empty()
         && !binding.certificates.iter().any(|c| c.eq_ignore_ascii_case(cert))
     {
@@ -259,7 +263,11 @@ pub fn decide(
         && !binding.origins.iter().any(|o| o == origin)
     {
         return Decision::refuse(
-            format!("this key is registered to {} for use on {} only; {origin} may not use it", binding.holder, binding.origins.join(", ")),
+            format!(
+                "this key is registered to {} for use on {} only; {origin} may not use it",
+                binding.holder,
+                binding.origins.join(", ")
+            ),
             Some(binding),
         );
     }
@@ -275,7 +283,8 @@ fn finish(development: bool, compliance: &Compliance, mut notices: Vec<String>, 
                 compliance.reason
             ));
         } else {
-            let holder = binding.as_ref().map(|b| format!("this key is registered to {}, but ", b.holder)).unwrap_or_default();
+            let holder =
+                binding.as_ref().map(|b| format!("this key is registered to {}, but ", b.holder)).unwrap_or_default();
             return Decision::refuse(
                 format!("{holder}{}; certificates must be used from a compliant carrier", compliance.reason),
                 binding,
@@ -343,7 +352,8 @@ mod tests {
         let client = ClientIdentity::Program { pid: 1, exe: None };
         let info = carrier();
         let cert = "ab".repeat(32);
-        let facts = UseFacts { account: &account, client: &client, operation: op, carrier: &info, certificate: Some(&cert) };
+        let facts =
+            UseFacts { account: &account, client: &client, operation: op, carrier: &info, certificate: Some(&cert) };
         decide(policy, &facts, reg, None, &TagCheck::Absent, compliance)
     }
 
@@ -353,7 +363,10 @@ mod tests {
         let r = record();
         assert_eq!(run(&p, "alice", Operation::Sign, Registration::Record(&r), &compliant()).refusal, None);
         let d = run(&p, "bob", Operation::Sign, Registration::Record(&r), &compliant());
-        assert_eq!(d.refusal.as_deref(), Some("this key is registered to Zhang San (Finance); account bob may not use it"));
+        assert_eq!(
+            d.refusal.as_deref(),
+            Some("this key is registered to Zhang San (Finance); account bob may not use it")
+        );
     }
 
     #[test]
@@ -383,7 +396,8 @@ mod tests {
         let d = run(&PolicyState::Personal, "bob", Operation::Sign, Registration::None, &soft);
         assert_eq!(d.refusal, None);
         assert!(d.notices[0].contains("no custody policy is in force"));
-        let d = run(&PolicyState::Broken("bad".into()), "alice", Operation::Sign, Registration::Record(&r), &compliant());
+        let d =
+            run(&PolicyState::Broken("bad".into()), "alice", Operation::Sign, Registration::Record(&r), &compliant());
         assert_eq!(d.refusal.as_deref(), Some("bad"));
     }
 }

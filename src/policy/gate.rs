@@ -255,7 +255,8 @@ impl Gate for CustodyGate {
         let inner = &self.inner;
         let account = inner.account(ctx.uid);
         let policy = inner.policy();
-        let record = if matches!(policy, PolicyState::Enforced(_)) { inner.registry.find(&ctx.info.serial) } else { Ok(None) };
+        let record =
+            if matches!(policy, PolicyState::Enforced(_)) { inner.registry.find(&ctx.info.serial) } else { Ok(None) };
         let registration = match &record {
             Ok(Some(r)) => Registration::Record(&r.record),
             Ok(None) => Registration::None,
@@ -329,5 +330,28 @@ impl Gate for CustodyGate {
             }
         }
         inner.audit.append(r, true).map(|_| ()).map_err(|e| Denied(e.to_string()))
+    }
+}
+
+/// The gate of a CLI process: the custody gate, or — when it cannot be built (no place for the
+/// audit log) — a gate that refuses every use saying why (no use without its record).
+pub fn cli_gate() -> Arc<dyn Gate> {
+    match CustodyGate::from_env() {
+        Ok(g) => Arc::new(g),
+        Err(e) => Arc::new(RefuseAll(format!("no use without an audit record: {e}"))),
+    }
+}
+
+/// Refuses every use with one reason.
+#[derive(Debug)]
+pub struct RefuseAll(pub String);
+
+impl Gate for RefuseAll {
+    fn authorize(&self, _ctx: &UseContext) -> Result<Permit, Denied> {
+        Err(Denied(self.0.clone()))
+    }
+
+    fn record(&self, _ctx: &UseContext, _outcome: &Outcome) -> Result<(), Denied> {
+        Err(Denied(self.0.clone()))
     }
 }

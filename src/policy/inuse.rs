@@ -32,7 +32,9 @@ const MUTEX_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum InUseError {
     /// Another account uses it now.
-    #[error("this key is in use by account {login} right now; it cannot be used by two accounts at the same time — try again when they are done")]
+    #[error(
+        "this key is in use by account {login} right now; it cannot be used by two accounts at the same time — try again when they are done"
+    )]
     HeldBy {
         /// The other account's uid.
         uid: u32,
@@ -139,9 +141,17 @@ impl InUse {
     fn ensure_dir(&self) -> Result<(), InUseError> {
         match fs::metadata(&self.dir) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(InUseError::Unusable { path: self.dir.clone(), dir: self.dir.clone(), reason: "it is not a directory".into() }),
+            Ok(_) => Err(InUseError::Unusable {
+                path: self.dir.clone(),
+                dir: self.dir.clone(),
+                reason: "it is not a directory".into(),
+            }),
             Err(_) => {
-                fs::DirBuilder::new().recursive(true).mode(0o1777).create(&self.dir).map_err(|e| self.unusable(&self.dir, e))?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o1777)
+                    .create(&self.dir)
+                    .map_err(|e| self.unusable(&self.dir, e))?;
                 // The umask trims the mode; the sticky, world-writable directory is the point.
                 let _ = fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o1777));
                 Ok(())
@@ -160,7 +170,14 @@ fn open_shared(path: &Path) -> std::io::Result<File> {
     match OpenOptions::new().read(true).custom_flags(nofollow()).open(path) {
         Ok(f) => Ok(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match OpenOptions::new().read(true).write(true).create_new(true).mode(0o644).custom_flags(nofollow()).open(path) {
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(nofollow())
+                .open(path)
+            {
                 Ok(f) => Ok(f),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     OpenOptions::new().read(true).custom_flags(nofollow()).open(path)
@@ -226,7 +243,10 @@ mod tests {
             Err(InUseError::HeldBy { uid, .. }) => assert_eq!(uid, me.uid + 1),
             other => panic!("expected HeldBy, got {other:?}"),
         }
-        assert!(markers.acquire("0002", &me, |uid| uid != me.uid + 1).is_ok(), "an account that may not use it does not count");
+        assert!(
+            markers.acquire("0002", &me, |uid| uid != me.uid + 1).is_ok(),
+            "an account that may not use it does not count"
+        );
         drop(held);
         assert!(markers.acquire("0002", &me, |_| true).is_ok());
     }

@@ -10,6 +10,7 @@
 //! - [`peer`]: the account behind a loopback TCP connection (WebSocket clients).
 //! - [`decide`]: the decision for one use.
 //! - [`gate`]: the gate the agent and the CLI put in front of every carrier use.
+//! - [`gated`]: carriers behind the gate, for the CLI's direct path.
 //!
 //! See `docs/custody.md` for the whole design.
 
@@ -17,6 +18,7 @@ pub mod accounts;
 pub mod compliance;
 pub mod decide;
 pub mod gate;
+pub mod gated;
 pub mod inuse;
 pub mod paths;
 pub mod peer;

@@ -242,7 +242,9 @@ mod tests {
         let text = toml::to_string(&r).unwrap();
         let back: CustodyRecord = toml::from_str(&text).unwrap();
         assert_eq!(back, r);
-        assert!(r.allows_account(Some("alice"), 5) && r.allows_account(None, 1002) && !r.allows_account(Some("bob"), 7));
+        assert!(
+            r.allows_account(Some("alice"), 5) && r.allows_account(None, 1002) && !r.allows_account(Some("bob"), 7)
+        );
         assert_eq!(r.holder_label(), "Zhang San (Finance)");
         assert!(r.validate().is_ok());
     }

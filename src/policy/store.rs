@@ -131,7 +131,9 @@ impl Registry {
 
     /// Writes a record atomically (mode 0644, readable by holders).
     pub fn write(&self, record: &CustodyRecord) -> Result<PathBuf, StoreError> {
-        record.validate().map_err(|reason| StoreError::Invalid { path: self.path_for(&record.carrier.serial), reason })?;
+        record
+            .validate()
+            .map_err(|reason| StoreError::Invalid { path: self.path_for(&record.carrier.serial), reason })?;
         fs::create_dir_all(&self.dir).map_err(|e| StoreError::Io {
             action: "creating the registry directory",
             path: self.dir.clone(),
@@ -140,7 +142,11 @@ impl Registry {
         let path = self.path_for(&record.carrier.serial);
         let text = toml::to_string(record)
             .map_err(|e| StoreError::Invalid { path: path.clone(), reason: format!("cannot encode it ({e})") })?;
-        let tmp = self.dir.join(format!(".{}.{}.tmp", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
+        let tmp = self.dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            std::process::id()
+        ));
         let io = |action: &'static str, p: &Path| {
             let p = p.to_path_buf();
             move |source| StoreError::Io { action, path: p, source }
@@ -172,12 +178,19 @@ impl Registry {
 
 /// Reads and parses one record file.
 pub fn read_record(path: &Path) -> Result<CustodyRecord, StoreError> {
-    let meta = fs::metadata(path).map_err(|e| StoreError::Io { action: "reading", path: path.to_path_buf(), source: e })?;
+    let meta =
+        fs::metadata(path).map_err(|e| StoreError::Io { action: "reading", path: path.to_path_buf(), source: e })?;
     if meta.len() > MAX_RECORD_BYTES {
-        return Err(StoreError::Invalid { path: path.to_path_buf(), reason: format!("it is {} bytes, too large for a record", meta.len()) });
+        return Err(StoreError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("it is {} bytes, too large for a record", meta.len()),
+        });
     }
-    let text =
-        fs::read_to_string(path).map_err(|e| StoreError::Io { action: "reading", path: path.to_path_buf(), source: e })?;
+    let text = fs::read_to_string(path).map_err(|e| StoreError::Io {
+        action: "reading",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     toml::from_str(&text)
         .map_err(|e| StoreError::Invalid { path: path.to_path_buf(), reason: e.to_string().trim().to_string() })
 }

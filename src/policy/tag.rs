@@ -140,7 +140,9 @@ impl Anchors {
                 .map_err(|e| e.to_string())
                 .and_then(|b| ukey_api::crypto::pem::certificates_from_pem_or_der(&b).map_err(|e| e.to_string()))
                 .and_then(|ders| {
-                    ders.iter().map(|d| CertificateInfo::parse(d).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>()
+                    ders.iter()
+                        .map(|d| CertificateInfo::parse(d).map_err(|e| e.to_string()))
+                        .collect::<Result<Vec<_>, _>>()
                 });
             match parsed {
                 Ok(mut c) => certs.append(&mut c),
@@ -186,10 +188,11 @@ impl Anchors {
             Ok(m) => m,
             Err(e) => return invalid(format!("the custody tag names an unusable mechanism ({e})")),
         };
-        if let Err(e) =
-            verify_signature(&anchor.public_key, &mechanism, SignData::Message(&payload_bytes), &signature)
+        if let Err(e) = verify_signature(&anchor.public_key, &mechanism, SignData::Message(&payload_bytes), &signature)
         {
-            return invalid(format!("the custody tag's signature does not verify against the unit's anchor: it was altered ({e})"));
+            return invalid(format!(
+                "the custody tag's signature does not verify against the unit's anchor: it was altered ({e})"
+            ));
         }
         let payload: TagPayload = match serde_json::from_slice(&payload_bytes) {
             Ok(p) => p,
