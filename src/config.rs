@@ -57,6 +57,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--soft-dir` / `UKEY_SOFT_DIR`: the directory that holds the soft tokens.
     pub soft_dir: Option<PathBuf>,
+    /// `--drivers` / `UKEY_DRIVERS`: start only these drivers (`soft`, `pcsc`, ...).
+    pub drivers: Option<Vec<String>>,
 }
 
 /// The `[soft]` table: the built-in software token store.
@@ -74,8 +76,12 @@ pub struct SoftSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ConfigFile {
+    /// `drivers = ["soft", "pcsc"]`: start only these drivers (default: all of them).
+    pub drivers: Option<Vec<String>>,
     /// `[soft]`
     pub soft: SoftSection,
+    /// `[pkcs11]`: modules to load, p11-kit discovery, per-module options (SM2 numbers).
+    pub pkcs11: ukey_pkcs11::Pkcs11Config,
     /// `[agent]`: port, development origins, pinentry, PIN cache, limits.
     pub agent: crate::agent::settings::AgentSettings,
     /// Tables and keys this version of ukey does not know; reported as warnings.
@@ -101,6 +107,8 @@ pub struct Config {
     pub soft_dir: PathBuf,
     /// Whether the soft-token driver is started.
     pub soft_enabled: bool,
+    /// Only these drivers are started; `None` starts every driver.
+    pub drivers: Option<Vec<String>>,
     /// Things worth telling the user (unknown config keys), printed as warnings.
     pub warnings: Vec<String>,
 }
@@ -125,7 +133,7 @@ impl Config {
             (None, None) => data_home()
                 .ok_or(ConfigError::NoHome { what: "the soft tokens", xdg: "XDG_DATA_HOME", flag: "--soft-dir" })?
                 .join(APP_DIR)
-                .join("soft"),
+                .join("tokens"),
         };
         let warnings = file
             .unknown
@@ -137,7 +145,8 @@ impl Config {
                 )
             })
             .collect();
-        Ok(Config { soft_enabled: file.soft.enabled.unwrap_or(true), config_file, file, soft_dir, warnings })
+        let drivers = overrides.drivers.clone().or_else(|| file.drivers.clone());
+        Ok(Config { soft_enabled: file.soft.enabled.unwrap_or(true), drivers, config_file, file, soft_dir, warnings })
     }
 }
 
@@ -203,9 +212,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[soft]\ndir = \"tokens\"\n").unwrap();
-        let from_file = Config::load(&Overrides { config: Some(file.clone()), soft_dir: None }).unwrap();
+        let from_file = Config::load(&Overrides { config: Some(file.clone()), soft_dir: None, drivers: None }).unwrap();
         assert_eq!(from_file.soft_dir, dir.path().join("tokens"));
-        let flag = Config::load(&Overrides { config: Some(file), soft_dir: Some("/x".into()) }).unwrap();
+        let flag = Config::load(&Overrides { config: Some(file), soft_dir: Some("/x".into()), drivers: None }).unwrap();
         assert_eq!(flag.soft_dir, PathBuf::from("/x"));
     }
 
@@ -214,20 +223,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "[future]\nx = 1\n").unwrap();
-        let cfg = Config::load(&Overrides { config: Some(file.clone()), soft_dir: Some("/s".into()) }).unwrap();
+        let cfg = Config::load(&Overrides { config: Some(file.clone()), soft_dir: Some("/s".into()), drivers: None })
+            .unwrap();
         assert_eq!(cfg.warnings.len(), 1);
         assert!(cfg.warnings[0].contains("future"));
         std::fs::write(&file, "[soft]\ndir = 5\n").unwrap();
-        let err = Config::load(&Overrides { config: Some(file.clone()), soft_dir: None }).unwrap_err();
+        let err = Config::load(&Overrides { config: Some(file.clone()), soft_dir: None, drivers: None }).unwrap_err();
         assert!(err.to_string().contains("c.toml"), "{err}");
         std::fs::write(&file, "[soft]\ndri = \"x\"\n").unwrap();
-        assert!(Config::load(&Overrides { config: Some(file), soft_dir: None }).is_err());
+        assert!(Config::load(&Overrides { config: Some(file), soft_dir: None, drivers: None }).is_err());
     }
 
     #[test]
     fn missing_named_config_is_an_error() {
         let err =
-            Config::load(&Overrides { config: Some("/nonexistent/ukey.toml".into()), soft_dir: None }).unwrap_err();
+            Config::load(&Overrides { config: Some("/nonexistent/ukey.toml".into()), soft_dir: None, drivers: None })
+                .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ukey.toml"));
     }
 }

@@ -35,21 +35,33 @@ pub struct Inventory {
 pub struct Registry {
     drivers: Vec<(&'static str, Box<dyn Driver>)>,
     failed: Vec<DriverProblem>,
+    /// `drivers = [...]` from the config: only these start (`None`: all).
+    only: Option<Vec<String>>,
+    /// Every driver name offered to [`Registry::start`], to catch typos in `only`.
+    known: Vec<&'static str>,
 }
 
 impl Registry {
     /// Starts the drivers the configuration enables, one line per carrier family.
     pub fn from_config(config: &Config) -> Self {
-        let mut registry = Registry::default();
+        let mut registry = Registry { only: config.drivers.clone(), ..Registry::default() };
         if config.soft_enabled {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
+        registry.start("pkcs11", || Ok(Box::new(ukey_pkcs11::Pkcs11Driver::new(&config.file.pkcs11))));
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
+        registry.check_selection();
         registry
     }
 
-    /// Starts one driver, recording a failure instead of returning it.
+    /// Starts one driver (unless the configuration leaves it out), recording a failure instead
+    /// of returning it.
     pub fn start(&mut self, name: &'static str, start: impl FnOnce() -> Result<Box<dyn Driver>, Error>) {
+        self.known.push(name);
+        if self.only.as_ref().is_some_and(|only| !only.iter().any(|n| n == name)) {
+            log::info!("driver {name} not started: the configuration selects {:?}", self.only);
+            return;
+        }
         match start() {
             Ok(driver) => self.drivers.push((name, driver)),
             Err(e) => {
@@ -59,12 +71,26 @@ impl Registry {
         }
     }
 
+    /// Reports names in the driver selection that no driver has.
+    fn check_selection(&mut self) {
+        let unknown: Vec<String> =
+            self.only.iter().flatten().filter(|n| !self.known.contains(&n.as_str())).cloned().collect();
+        for name in unknown {
+            self.failed.push(DriverProblem {
+                driver: name.clone(),
+                message: format!("no driver is called `{name}`; known drivers: {}", self.known.join(", ")),
+            });
+        }
+    }
+
     /// Adds a driver that is already running (tests and embedders).
     pub fn add(&mut self, name: &'static str, driver: Box<dyn Driver>) {
         self.drivers.push((name, driver));
     }
 
-    /// Lists the carriers of every driver; a failing driver becomes a problem, not an error.
+    /// Lists the carriers of every driver; a failing driver, and every part a driver reports as
+    /// unhealthy (a damaged token file, a module that does not load), becomes a problem, not an
+    /// error.
     pub fn inventory(&self) -> Inventory {
         let mut carriers = Vec::new();
         let mut problems = self.failed.clone();
@@ -74,6 +100,17 @@ impl Registry {
                 Err(e) => {
                     log::warn!("driver {name} could not list its carriers: {e}");
                     problems.push(DriverProblem { driver: name.to_string(), message: e.to_string() });
+                }
+            }
+            // Carriers that failed to open are left out of the list and described here.
+            for status in driver.status().into_iter().filter(|s| !s.ok) {
+                let message = if status.message.contains(&status.subject) {
+                    status.message
+                } else {
+                    format!("{}: {}", status.subject, status.message)
+                };
+                if !problems.iter().any(|p| p.driver == *name && p.message == message) {
+                    problems.push(DriverProblem { driver: name.to_string(), message });
                 }
             }
         }
@@ -116,7 +153,7 @@ impl Registry {
                 (name, wrapped)
             })
             .collect();
-        Registry { drivers, failed: self.failed }
+        Registry { drivers, ..self }
     }
 }
 

@@ -208,7 +208,9 @@ fn no_token_message(inventory: &Inventory, spec: Option<&TokenSpec>) -> String {
         Some(TokenSpec::Uri(u)) => format!("no token matches `{u}`"),
         None => "no token found".to_string(),
     };
-    if inventory.carriers.is_empty() {
+    if inventory.carriers.is_empty() && !inventory.problems.is_empty() {
+        msg.push_str("; no token could be read");
+    } else if inventory.carriers.is_empty() {
         msg.push_str(
             "; there are no tokens: plug one in, or create a software token with `ukey token init --soft --label L`",
         );

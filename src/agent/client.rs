@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::agent::instance;
 use crate::agent::rpc::PROTOCOL_VERSION;
@@ -91,7 +92,8 @@ impl From<ClientError> for ukey_api::Error {
             "Cancelled" => Error::Cancelled,
             "Timeout" => Error::Timeout(message),
             "InvalidInput" | "InvalidParams" => Error::InvalidInput(message),
-            "PermissionDenied" | "Forbidden" | "PolicyDenied" => Error::PermissionDenied(message),
+            "PolicyDenied" => Error::Refused(message),
+            "PermissionDenied" | "Forbidden" => Error::PermissionDenied(message),
             "Crypto" => Error::Crypto(message),
             _ => Error::Device(message),
         }
@@ -150,12 +152,21 @@ impl AgentClient {
 
     /// Calls a method and waits for its answer.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.call_with_secrets(method, params, &[])
+    }
+
+    /// Calls a method with secret string parameters (PINs, secret data): they are written
+    /// straight into a zeroizing request buffer with room reserved up front, never into a
+    /// `serde_json::Value` or a buffer that could be reallocated and left behind.
+    pub fn call_with_secrets(
+        &mut self,
+        method: &str,
+        params: Value,
+        secrets: &[(&str, &str)],
+    ) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
-        let mut text =
-            serde_json::to_string(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
-                .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        text.push('\n');
+        let text = request_text(id, method, &params, secrets)?;
         if let Err(e) = self.writer.write_all(text.as_bytes()) {
             // The agent may have refused the connection (wrong uid) and closed it before our
             // request arrived; its refusal is still waiting to be read.
@@ -206,6 +217,54 @@ impl AgentClient {
     }
 }
 
+/// The request line, with `secrets` spliced into the params object.
+fn request_text(
+    id: u64,
+    method: &str,
+    params: &Value,
+    secrets: &[(&str, &str)],
+) -> Result<Zeroizing<String>, ClientError> {
+    let params = serde_json::to_string(params).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let method = serde_json::to_string(method).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let room: usize = secrets.iter().map(|(n, v)| n.len() + 6 * v.len() + 8).sum();
+    let mut text = Zeroizing::new(String::with_capacity(params.len() + method.len() + room + 64));
+    text.push_str(&format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":{method},\"params\":"));
+    let body = params.trim_end();
+    match body.strip_suffix('}') {
+        Some(open) if !secrets.is_empty() => {
+            text.push_str(open);
+            let mut first = open.trim_end() == "{";
+            for (name, value) in secrets {
+                if !first {
+                    text.push(',');
+                }
+                first = false;
+                text.push('"');
+                text.push_str(name);
+                text.push_str("\":\"");
+                push_json_escaped(&mut text, value);
+                text.push('"');
+            }
+            text.push('}');
+        }
+        _ => text.push_str(body),
+    }
+    text.push_str("}\n");
+    Ok(text)
+}
+
+/// Appends `value` JSON-escaped (without quotes); `out` has room reserved, so it never reallocates.
+fn push_json_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+}
+
 fn answer(message: Value) -> Result<Value, ClientError> {
     if let Some(err) = message.get("error") {
         return Err(ClientError::Rpc {
@@ -216,4 +275,24 @@ fn answer(message: Value) -> Result<Value, ClientError> {
         });
     }
     message.get("result").cloned().ok_or_else(|| ClientError::Protocol("answer without result".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_spliced_into_valid_json() {
+        let t = request_text(7, "carrier.sign", &json!({ "token": "soft:1" }), &[("pin", "a\"b\\c"), ("new_pin", "x")])
+            .unwrap();
+        let v: Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["params"]["pin"], "a\"b\\c");
+        assert_eq!(v["params"]["new_pin"], "x");
+        assert_eq!(v["params"]["token"], "soft:1");
+        assert_eq!(v["id"], 7);
+        let t = request_text(1, "m", &json!({}), &[("pin", "1234")]).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&t).unwrap()["params"]["pin"], "1234");
+        let t = request_text(1, "m", &json!({}), &[]).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&t).unwrap()["params"], json!({}));
+    }
 }

@@ -34,6 +34,8 @@ pub struct Purpose<'a> {
     pub subject: Option<&'a str>,
     /// SM3 (hex) of what is signed, when something is.
     pub data_sm3: Option<&'a str>,
+    /// An extra line, e.g. which site a login token is for.
+    pub detail: Option<&'a str>,
     /// Which PIN.
     pub role: PinRole,
 }
@@ -184,6 +186,9 @@ pub fn describe(p: &Purpose<'_>) -> String {
         other => format!("The program {}", other.describe()),
     };
     let mut text = format!("{who} asks to {}", p.operation.describe());
+    if let Some(detail) = p.detail {
+        text.push_str(&format!(" {detail}"));
+    }
     if let Some(subject) = p.subject {
         text.push_str(&format!(" with the certificate\n    {subject}"));
     }
@@ -235,6 +240,7 @@ mod tests {
             carrier: &info,
             subject: Some("CN=Alice"),
             data_sm3: Some(sm3),
+            detail: None,
             role: PinRole::User,
         });
         assert!(

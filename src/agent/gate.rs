@@ -67,6 +67,14 @@ pub enum Operation {
     UnblockPin,
     /// Initialising or resetting a carrier.
     Initialize,
+    /// Checking a PIN.
+    VerifyPin,
+    /// Writing a data object.
+    WriteData,
+    /// Reading a private data object.
+    ReadData,
+    /// Deleting a key, certificate or data object.
+    DeleteObject,
 }
 
 impl Operation {
@@ -82,6 +90,10 @@ impl Operation {
             Operation::ChangePin => "change the PIN",
             Operation::UnblockPin => "unblock the PIN",
             Operation::Initialize => "initialise (wipe) the carrier",
+            Operation::VerifyPin => "check the PIN",
+            Operation::WriteData => "write a data object",
+            Operation::ReadData => "read a private data object",
+            Operation::DeleteObject => "delete an object",
         }
     }
 }
@@ -218,18 +230,24 @@ impl Gate for PersonalGate {
     }
 
     fn record(&self, ctx: &UseContext, outcome: &Outcome) -> Result<(), Denied> {
-        let result = match outcome {
-            Outcome::Done => "done".to_string(),
-            Outcome::Refused { reason } => format!("refused: {reason}"),
-            Outcome::Failed { kind } => format!("failed: {kind}"),
-        };
-        log::info!(
-            "use: {} by {} on {}{}: {result}",
-            ctx.operation.describe(),
-            ctx.client.describe(),
-            ctx.carrier,
-            ctx.certificate.as_ref().map(|c| format!(" cert {}", &c[..c.len().min(16)])).unwrap_or_default()
-        );
+        log_use(ctx, outcome);
         Ok(())
     }
+}
+
+/// Logs a use and its outcome at `info` ("use: sign by /usr/bin/x (pid 7) on soft:…: done"):
+/// the agent's log line for every gate, next to whatever the gate puts on record.
+pub fn log_use(ctx: &UseContext, outcome: &Outcome) {
+    let result = match outcome {
+        Outcome::Done => "done".to_string(),
+        Outcome::Refused { reason } => format!("refused: {reason}"),
+        Outcome::Failed { kind } => format!("failed: {kind}"),
+    };
+    log::info!(
+        "use: {} by {} on {}{}: {result}",
+        ctx.operation.describe(),
+        ctx.client.describe(),
+        ctx.carrier,
+        ctx.certificate.as_ref().map(|c| format!(" cert {}", c.get(..16).unwrap_or(c))).unwrap_or_default()
+    );
 }

@@ -7,11 +7,16 @@
 //! Origin-checked, pages paired by the holder). Every carrier use passes the [`gate`] (custody
 //! policy and audit plug in there). [`run`] starts it all and stops cleanly on SIGTERM/SIGINT.
 
+mod admin;
+pub mod auth;
 pub mod carriers;
 pub mod client;
 pub mod consent;
+mod credentials;
+mod enroll;
 pub mod error;
 pub mod events;
+mod forward;
 pub mod gate;
 pub mod http;
 pub mod instance;
@@ -22,9 +27,11 @@ pub mod origins;
 mod pairing;
 pub mod pincache;
 pub mod pinentry;
+pub mod remote;
 pub mod rpc;
 pub mod service;
 pub mod settings;
+mod signing;
 pub mod unix;
 pub mod views;
 pub mod webguard;
@@ -67,6 +74,7 @@ pub struct AgentOptions {
 /// transports listen and the status file is written (used by `--detach` and tests).
 pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> Result<(), Error> {
     let AgentOptions { settings, drivers, gate } = options;
+    raise_fd_limit(&settings);
     let dir = instance::runtime_dir(settings.runtime_dir.as_deref())?;
     let lock = InstanceLock::acquire(&dir)?;
     let socket_path = instance::socket_path(&dir);
@@ -177,6 +185,23 @@ async fn wait_for_stop(service: &Service) -> Result<(), Error> {
         () = crate::agent::service::until_set(&mut shutdown) => {}
     }
     Ok(())
+}
+
+/// Lifts the soft open-files limit to the hard one (each WebSocket is a descriptor; the usual soft
+/// limit of 1024 would cap the agent below its own connection limit).
+fn raise_fd_limit(settings: &AgentSettings) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    let want = (settings.limits.max_websocket_connections + settings.limits.max_unix_connections + 256) as u64;
+    if lim.current.is_some_and(|c| c < want) {
+        lim.current = match lim.maximum {
+            Some(max) => Some(max.min(want)),
+            None => Some(want),
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            log::warn!("could not raise the open-files limit: {e}; fewer connections can be served");
+        }
+    }
 }
 
 /// Turns carrier changes into client events, and wipes cached PINs of removed carriers.

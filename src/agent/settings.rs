@@ -121,7 +121,7 @@ impl Default for Limits {
             max_in_flight: 32,
             max_websocket_connections: 4096,
             max_unix_connections: 1024,
-            carrier_queue_depth: 64,
+            carrier_queue_depth: 256,
             carrier_queue_timeout_secs: 60,
             request_timeout_secs: 300,
             idle_timeout_secs: 120,

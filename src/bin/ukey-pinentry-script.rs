@@ -10,7 +10,8 @@
 //! - `ok`: CONFIRM answers OK (GETPIN treats it as cancel).
 //! - `no`: CONFIRM answers "not confirmed"; GETPIN cancels.
 //! - `cancel`: the holder closed the dialog.
-//! - `wait PATH`: wait (at most 60 s) until PATH exists, then take the next line.
+//! - `wait PATH`: create `PATH.waiting` (so a test knows the dialog is open), wait (at most 60 s)
+//!   until PATH exists, then take the next line.
 //! - `exit`: the program exits without answering (a crashed dialog).
 //!
 //! An empty script cancels. With `--log`, every dialog is appended to the log as one JSON line
@@ -128,6 +129,7 @@ fn next_answer(script: &PathBuf) -> std::io::Result<String> {
         let line = pop_line(script)?;
         match line.strip_prefix("wait ") {
             Some(path) => {
+                std::fs::write(format!("{}.waiting", path.trim()), b"")?;
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !std::path::Path::new(path.trim()).exists() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));

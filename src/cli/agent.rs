@@ -39,6 +39,18 @@ pub enum AgentCommand {
     Status,
     /// Ask the running agent to stop.
     Stop,
+    /// Start the agent with your login session: systemd user units with socket activation, or
+    /// an XDG autostart entry where no systemd user manager runs.
+    Install {
+        /// Install the XDG autostart entry even where systemd runs.
+        #[arg(long)]
+        autostart: bool,
+        /// Only install and enable; do not start the agent now.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Remove what `install` installed (stopping the systemd units).
+    Uninstall,
 }
 
 impl Run for AgentArgs {
@@ -47,6 +59,10 @@ impl Run for AgentArgs {
         match self.command {
             Some(AgentCommand::Status) => status(&base, ctx.out.json),
             Some(AgentCommand::Stop) => stop(&base),
+            Some(AgentCommand::Install { autostart, no_start }) => {
+                crate::cli::agent_install::install(autostart, no_start)
+            }
+            Some(AgentCommand::Uninstall) => crate::cli::agent_install::uninstall(),
             None => {
                 let settings = self.run.settings(base)?;
                 if self.run.detach {

@@ -96,7 +96,7 @@ impl CertView {
             key_algorithm: c.key_algorithm.map(|a| a.name()),
             sha256_fingerprint: c.sha256_fingerprint.clone(),
             has_private_key,
-            pem: der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &c.der).unwrap_or_default(),
+            pem: ukey_api::crypto::pem::certificate_pem(&c.der).unwrap_or_default(),
         }
     }
 }
@@ -176,7 +176,7 @@ impl Run for CertsArgs {
             }
         }
         for p in &inventory.problems {
-            ctx.out.note(&format!("warning: driver {} is unavailable: {}", p.driver, p.message));
+            ctx.out.note(&format!("warning: {}: {}", p.driver, p.message));
         }
         ctx.out.emit(&report)
     }

@@ -238,16 +238,20 @@ impl Desk {
         AuditLog::new(&self.paths.audit, AuditOptions { dir_mode: 0o750, file_mode: 0o640, ..AuditOptions::default() })
     }
 
-    /// Runs a helpdesk action between its intent record (synced) and its outcome record.
-    fn recorded<T>(
-        &self,
-        op: &str,
-        carrier: Option<&dyn Carrier>,
-        serial: &str,
-        detail: &[(&str, String)],
-        action: impl FnOnce() -> CliResult<T>,
-    ) -> CliResult<T> {
-        let log = self.audit();
+    /// Checks the carrier's SO PIN / PUK for action `op`; a failed check is put on record too
+    /// (someone trying SO PINs is exactly what a reviewer wants to see).
+    fn check_so(&self, ctx: &Context, op: &str, carrier: &dyn Carrier) -> CliResult<Credential> {
+        check_so(ctx, carrier).or_else(|e| {
+            let mut r = self.base_record(op, Some(carrier), &carrier.info().serial, &[]);
+            r.result = Some("failed".into());
+            r.reason = Some(format!("the SO PIN check failed: {e}"));
+            self.audit().append(r, true).map_err(|a| CliError::Refused(a.to_string()))?;
+            Err(e)
+        })
+    }
+
+    /// The record of a helpdesk action, without result.
+    fn base_record(&self, op: &str, carrier: Option<&dyn Carrier>, serial: &str, detail: &[(&str, String)]) -> Record {
         let mut base = Record::new(Event::Helpdesk);
         base.uid = Some(self.operator.uid);
         base.account = self.operator.login.clone();
@@ -260,6 +264,20 @@ impl Desk {
         for (k, v) in detail {
             base.detail.insert((*k).to_string(), v.clone());
         }
+        base
+    }
+
+    /// Runs a helpdesk action between its intent record (synced) and its outcome record.
+    fn recorded<T>(
+        &self,
+        op: &str,
+        carrier: Option<&dyn Carrier>,
+        serial: &str,
+        detail: &[(&str, String)],
+        action: impl FnOnce() -> CliResult<T>,
+    ) -> CliResult<T> {
+        let log = self.audit();
+        let base = self.base_record(op, carrier, serial, detail);
         let mut intent = base.clone();
         intent.event = Event::Intent;
         let started = log.append(intent, true).map_err(|e| CliError::Refused(e.to_string()))?;
@@ -480,7 +498,7 @@ fn bind(desk: &Desk, ctx: &Context, a: BindArgs) -> CliResult {
             existing.record.status.as_str()
         )));
     }
-    check_so(ctx, carrier.as_ref())?;
+    desk.check_so(ctx, "bind", carrier.as_ref())?;
     let (certificates, not_before) = fingerprints(carrier.as_ref())?;
     let now = crate::audit::time::now_seconds();
     let rights = a.rights.map(|r| r.0).unwrap_or_else(|| vec![Right::Sign, Right::Auth]);
@@ -522,7 +540,7 @@ fn rebind(desk: &Desk, ctx: &Context, a: RebindArgs) -> CliResult {
             info.serial
         )));
     };
-    check_so(ctx, carrier.as_ref())?;
+    desk.check_so(ctx, "rebind", carrier.as_ref())?;
     let (certificates, _) = fingerprints(carrier.as_ref())?;
     let mut record = stored.record;
     if let Some(n) = a.holder_name {
@@ -576,7 +594,7 @@ fn change_status(desk: &Desk, ctx: &Context, a: StatusChange, status: Status) ->
         return Err(CliError::Usage(format!("the record of serial {serial} is already revoked")));
     }
     if let Some(c) = &carrier {
-        check_so(ctx, c.as_ref())?;
+        desk.check_so(ctx, if status == Status::Suspended { "suspend" } else { "revoke" }, c.as_ref())?;
     }
     let mut record = stored.record;
     record.status = status;
@@ -704,7 +722,7 @@ fn tag_write(desk: &Desk, ctx: &Context, a: TagWriteArgs) -> CliResult {
         }
         _ => return Err(CliError::Usage("give the unit's key: --key-file FILE or --signer-key K".into())),
     };
-    let so = check_so(ctx, carrier.as_ref())?;
+    let so = desk.check_so(ctx, "tag-write", carrier.as_ref())?;
     drop(so);
     let user = Credential::Pin(ctx.current_pin(PinRole::User, carrier.as_ref())?);
     let write = DataObjectWrite {

@@ -119,7 +119,7 @@ impl Run for KeysArgs {
             }
         }
         for p in &inventory.problems {
-            ctx.out.note(&format!("warning: driver {} is unavailable: {}", p.driver, p.message));
+            ctx.out.note(&format!("warning: {}: {}", p.driver, p.message));
         }
         ctx.out.emit(&report)
     }

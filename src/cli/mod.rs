@@ -5,6 +5,7 @@
 //! in [`Command::run`].
 
 pub mod agent;
+pub mod agent_install;
 pub mod audit;
 pub mod catalog;
 pub mod cert_import;
@@ -17,12 +18,14 @@ pub mod helpdesk;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
+pub mod modules;
 pub mod origins;
 pub mod output;
 pub mod pin;
 pub mod pin_input;
 pub mod pubkey;
 pub mod sign;
+pub mod sign_input;
 pub mod token;
 pub mod tokens;
 pub mod verify;
@@ -74,6 +77,16 @@ pub struct GlobalArgs {
     /// Directory holding the software tokens.
     #[arg(long, global = true, value_name = "DIR", env = "UKEY_SOFT_DIR", hide_env_values = true)]
     pub soft_dir: Option<PathBuf>,
+    /// Start only these drivers (comma-separated: soft, pcsc, ...); default: all.
+    #[arg(
+        long,
+        global = true,
+        value_name = "LIST",
+        env = "UKEY_DRIVERS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub drivers: Option<Vec<String>>,
     /// TOML config file (default: $XDG_CONFIG_HOME/ukey/config.toml, if it exists).
     #[arg(long, global = true, value_name = "FILE", env = "UKEY_CONFIG", hide_env_values = true)]
     pub config: Option<PathBuf>,
@@ -119,6 +132,8 @@ pub enum Command {
     /// Show, change or unblock PINs.
     #[command(subcommand)]
     Pin(pin::PinCommand),
+    /// List the PKCS#11 modules ukey found and whether each loaded.
+    Modules(modules::ModulesArgs),
     /// Run the local agent that web pages and programs sign through (or show / stop it).
     Agent(agent::AgentArgs),
     /// List, pair or revoke the web sites allowed to use the agent.
@@ -153,6 +168,7 @@ impl Command {
             Command::Sign(c) => c.run(ctx),
             Command::Verify(c) => c.run(ctx),
             Command::Pin(c) => c.run(ctx),
+            Command::Modules(c) => c.run(ctx),
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
             Command::Catalog(c) => c.run(ctx),
@@ -179,7 +195,7 @@ pub fn main() -> ExitCode {
 
 fn execute(cli: Cli, out: Output) -> CliResult {
     let g = cli.global;
-    let config = Config::load(&Overrides { config: g.config, soft_dir: g.soft_dir })?;
+    let config = Config::load(&Overrides { config: g.config, soft_dir: g.soft_dir, drivers: g.drivers })?;
     let pins = PinInput { pin_file: g.pin_file, so_pin_file: g.so_pin_file, new_pin_file: g.new_pin_file };
     let ctx = Context::new(config, out, pins);
     cli.command.run(&ctx)

@@ -158,8 +158,17 @@ pub fn stdout_is_terminal() -> bool {
 }
 
 /// Writes to a temporary file beside `path`, then renames it, so a failed write never leaves a
-/// half-written result under the final name.
+/// half-written result under the final name. Something that exists and is not a regular file
+/// (`/dev/null`, a FIFO, `/dev/stdout`) is written to directly: renaming over it would replace
+/// the device.
 fn write_file_atomic(path: &Path, data: &[u8], what: &str) -> CliResult {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(data))
+            .map_err(|e| Error::io(format!("cannot write the {what} to {}", path.display()), e).into());
+    }
     let name = path.file_name().ok_or_else(|| {
         crate::cli::error::CliError::Usage(format!("{} is not a file name for the {what}", path.display()))
     })?;
@@ -177,6 +186,8 @@ fn write_file_atomic(path: &Path, data: &[u8], what: &str) -> CliResult {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::FileTypeExt;
+
     use super::*;
 
     #[test]
@@ -188,6 +199,18 @@ mod tests {
         t.write(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "A           BB\nlong value  x?[31m\ny\n");
+    }
+
+    #[test]
+    fn writes_replace_files_but_never_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("out");
+        std::fs::write(&file, b"old").unwrap();
+        write_output(Some(&file), b"new", "test").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
+        write_output(Some(Path::new("/dev/null")), b"x", "test").unwrap();
+        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
     }
 
     #[test]

@@ -62,8 +62,7 @@ pub fn public_key_der(resolved: &ResolvedKey) -> Result<Vec<u8>, Error> {
 
 /// SubjectPublicKeyInfo DER → PEM (`PUBLIC KEY`).
 pub fn public_key_pem(spki: &[u8]) -> Result<String, Error> {
-    der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, spki)
-        .map_err(|e| Error::Crypto(format!("cannot PEM-encode the public key: {e}")))
+    ukey_api::crypto::pem::public_key_pem(spki)
 }
 
 impl Run for PubkeyArgs {

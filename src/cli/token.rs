@@ -96,10 +96,10 @@ impl Run for InitArgs {
 
 /// Creates a software token with a new SO PIN and user PIN.
 fn create_soft(ctx: &Context, label: &str) -> CliResult {
-    let _ = label;
-    Err(ukey_api::Error::NotSupported(format!(
-        "software tokens are not built into this ukey yet (store {})",
-        ctx.config.soft_dir.display()
-    ))
-    .into())
+    let driver = ukey_soft::SoftDriver::open(&ctx.config.soft_dir);
+    let name = crate::cli::output::sanitize(&format!("the new software token \"{label}\""));
+    let so_pin = ctx.pins.so_pin_to_set(&name)?;
+    let user_pin = ctx.pins.new_pin(PinRole::User, &name)?;
+    let carrier = driver.create_token(label, &so_pin, &user_pin)?;
+    ctx.out.emit(&Initialised { created: true, token: TokenView::of(carrier.as_ref()) })
 }

@@ -104,7 +104,9 @@ pub fn pin_summary(status: &PinStatus) -> String {
 
 impl Render for TokensReport {
     fn render(&self, out: &mut dyn Write) -> io::Result<()> {
-        if self.tokens.is_empty() {
+        if self.tokens.is_empty() && !self.problems.is_empty() {
+            writeln!(out, "No readable tokens found.")?;
+        } else if self.tokens.is_empty() {
             writeln!(out, "No tokens found. Create a software token with `ukey token init --soft --label NAME`.")?;
         } else {
             let mut table = Table::new(&["LABEL", "KIND", "SERIAL", "MODEL", "USER PIN", "SO PIN", "ID"]);
@@ -113,13 +115,14 @@ impl Render for TokensReport {
                     Some(p) => (pin_summary(&p.user), pin_summary(&p.so)),
                     None => ("?".into(), "?".into()),
                 };
-                let kind = if t.software { format!("{} (software)", t.kind) } else { t.kind.clone() };
+                let kind =
+                    if t.software && t.kind != "soft" { format!("{} (software)", t.kind) } else { t.kind.clone() };
                 table.row(vec![t.label.clone(), kind, t.serial.clone(), t.model.clone(), user, so, t.id.clone()]);
             }
             table.write(out)?;
         }
         for p in &self.problems {
-            writeln!(out, "warning: driver {} is unavailable: {}", p.driver, crate::cli::output::sanitize(&p.message))?;
+            writeln!(out, "warning: {}: {}", p.driver, crate::cli::output::sanitize(&p.message))?;
         }
         Ok(())
     }

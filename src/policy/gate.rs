@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use ukey_api::{Carrier, CarrierId, CarrierInfo, Error};
 
-use crate::agent::gate::{Denied, Gate, Outcome, Permit, Settle, UseContext};
+use crate::agent::gate::{Denied, Gate, Outcome, Permit, Settle, UseContext, log_use};
 use crate::audit::forward::Forwarder;
 use crate::audit::{AuditLog, AuditOptions, Event, Record};
 use crate::policy::accounts::{Account, login_of};
@@ -201,6 +201,7 @@ fn operation_name(ctx: &UseContext) -> String {
 /// The outcome side of a permit.
 struct Settler {
     inner: Arc<Inner>,
+    ctx: UseContext,
     record: Record,
     intent: u64,
     _hold: Option<crate::policy::inuse::Hold>,
@@ -208,6 +209,7 @@ struct Settler {
 
 impl Settle for Settler {
     fn settle(&mut self, outcome: &Outcome) -> Result<(), Denied> {
+        log_use(&self.ctx, outcome);
         let mut r = self.record.clone();
         r.event = Event::Use;
         r.intent = Some(self.intent);
@@ -308,11 +310,18 @@ impl Gate for CustodyGate {
         let appended = inner.audit.append(intent, false).map_err(|e| Denied(e.to_string()))?;
         Ok(Permit::new(
             decision.notices,
-            Box::new(Settler { inner: Arc::clone(&self.inner), record: base, intent: appended.seq, _hold: hold }),
+            Box::new(Settler {
+                inner: Arc::clone(&self.inner),
+                ctx: ctx.clone(),
+                record: base,
+                intent: appended.seq,
+                _hold: hold,
+            }),
         ))
     }
 
     fn record(&self, ctx: &UseContext, outcome: &Outcome) -> Result<(), Denied> {
+        log_use(ctx, outcome);
         let inner = &self.inner;
         let account = inner.account(ctx.uid);
         let policy = inner.policy();

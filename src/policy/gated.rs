@@ -164,19 +164,23 @@ impl Carrier for GatedCarrier {
     }
 
     fn write_data(&self, request: &DataObjectWrite, auth: &Credential) -> ukey_api::Result<DataObjectInfo> {
-        self.guarded(Operation::ImportCertificate, None, None, || self.inner.write_data(request, auth))
+        self.guarded(Operation::WriteData, None, None, || self.inner.write_data(request, auth))
     }
 
     fn read_data(&self, label: &str, auth: Option<&Credential>) -> ukey_api::Result<SecretBytes> {
-        self.inner.read_data(label, auth)
+        match auth {
+            // Public data objects (the custody tag among them) need no login: not a use.
+            None => self.inner.read_data(label, None),
+            Some(a) => self.guarded(Operation::ReadData, None, None, || self.inner.read_data(label, Some(a))),
+        }
     }
 
     fn delete_object(&self, id: &ObjectId, label: Option<&str>, auth: &Credential) -> ukey_api::Result<()> {
-        self.guarded(Operation::ImportCertificate, None, None, || self.inner.delete_object(id, label, auth))
+        self.guarded(Operation::DeleteObject, None, None, || self.inner.delete_object(id, label, auth))
     }
 
     fn verify_pin(&self, role: PinRole, auth: &Credential) -> ukey_api::Result<()> {
-        self.guarded(Operation::ChangePin, None, None, || self.inner.verify_pin(role, auth))
+        self.guarded(Operation::VerifyPin, None, None, || self.inner.verify_pin(role, auth))
     }
 
     fn change_pin(&self, role: PinRole, old: &Credential, new: &Pin) -> ukey_api::Result<()> {

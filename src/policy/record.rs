@@ -107,13 +107,24 @@ impl Right {
     }
 
     /// The right an operation needs; `None` for operations every allowed account may do on its
-    /// own carrier (listing, changing its PIN, unblocking it with the PUK).
+    /// own carrier (listing, checking or changing its PIN, unblocking it with the PUK, reading its
+    /// own private data objects). Writing and deleting objects change what the carrier holds:
+    /// that is enrolment.
     pub fn needed_for(op: Operation) -> Option<Right> {
         match op {
             Operation::Sign => Some(Right::Sign),
             Operation::Authenticate => Some(Right::Auth),
-            Operation::GenerateKey | Operation::CreateCsr | Operation::ImportCertificate => Some(Right::Enroll),
-            Operation::List | Operation::ChangePin | Operation::UnblockPin | Operation::Initialize => None,
+            Operation::GenerateKey
+            | Operation::CreateCsr
+            | Operation::ImportCertificate
+            | Operation::WriteData
+            | Operation::DeleteObject => Some(Right::Enroll),
+            Operation::List
+            | Operation::ChangePin
+            | Operation::UnblockPin
+            | Operation::Initialize
+            | Operation::VerifyPin
+            | Operation::ReadData => None,
         }
     }
 }

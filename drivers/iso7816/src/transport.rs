@@ -10,9 +10,9 @@ use crate::apdu::{Command, Le, MAX_EXTENDED_LC, MAX_SHORT_LC, MAX_SHORT_LE, Resp
 use crate::status::{Context, StatusWord};
 use crate::trace;
 
-/// Most GET RESPONSE rounds for one command (256 rounds of 256 bytes = 64 KiB, more than any
-/// object a card stores).
-pub const MAX_GET_RESPONSE_ROUNDS: usize = 256;
+/// Most GET RESPONSE rounds for one command (64 rounds of 256 bytes = 16 KiB, more than any PIV
+/// object holds; extended APDUs carry larger answers in one round).
+pub const MAX_GET_RESPONSE_ROUNDS: usize = 64;
 /// Largest response assembled from GET RESPONSE rounds.
 pub const MAX_RESPONSE_LEN: usize = 128 * 1024;
 /// Most `6Cxx` re-sends for one command.

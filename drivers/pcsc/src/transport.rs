@@ -44,9 +44,35 @@ fn connect(ctx: &PcscContext, reader: &CStr) -> Result<(pcsc::Card, Vec<u8>)> {
     let card = context
         .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
         .map_err(|e| errors::map(e, &format!("connect to the card in {}", reader.to_string_lossy())))?;
-    let atr =
-        card.get_attribute_owned(pcsc::Attribute::AtrString).map_err(|e| errors::map(e, "read the card's ATR"))?;
+    // The ATR as the reader state reports it: the ATR attribute is refused by some reader
+    // drivers (vpcd among them).
+    let mut state = [pcsc::ReaderState::new(reader.to_owned(), pcsc::State::UNAWARE)];
+    context
+        .get_status_change(std::time::Duration::ZERO, &mut state)
+        .map_err(|e| errors::map(e, "read the card's ATR"))?;
+    let atr = state[0].atr().to_vec();
     Ok((card, atr))
+}
+
+/// How long to let pcscd notice a removal after a command failed.
+const REMOVAL_SETTLE: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// Whether a card still sits in `reader`, after giving pcscd a moment to notice a removal.
+fn card_present(ctx: &PcscContext, reader: &CStr) -> bool {
+    let Ok(context) = ctx.get() else { return false };
+    let mut state = [pcsc::ReaderState::new(reader.to_owned(), pcsc::State::UNAWARE)];
+    if context.get_status_change(std::time::Duration::ZERO, &mut state).is_err() {
+        return false;
+    }
+    if !state[0].event_state().contains(pcsc::State::PRESENT) {
+        return false;
+    }
+    state[0].sync_current_state();
+    match context.get_status_change(REMOVAL_SETTLE, &mut state) {
+        Ok(()) => state[0].event_state().contains(pcsc::State::PRESENT),
+        // No change within the settle time: the card is still there.
+        Err(_) => true,
+    }
 }
 
 impl PcscTransport {
@@ -90,6 +116,7 @@ struct Pipe<'t, 'c> {
     sent: usize,
     interrupted: Option<Interruption>,
     removed: bool,
+    failed: bool,
 }
 
 impl ApduPipe for Pipe<'_, '_> {
@@ -101,6 +128,7 @@ impl ApduPipe for Pipe<'_, '_> {
                 Ok(answer.to_vec())
             }
             Err(e) => {
+                self.failed = true;
                 self.interrupted = interruption(e);
                 if matches!(errors::map(e, ""), Error::TokenRemoved) {
                     self.removed = true;
@@ -128,9 +156,13 @@ impl CardTransport for PcscTransport {
             let Some(card) = self.card.as_mut() else { return Err(Error::TokenRemoved) };
             let outcome: std::result::Result<(), Interruption> = match card.transaction() {
                 Ok(tx) => {
-                    let mut pipe = Pipe { tx: &tx, sent: 0, interrupted: None, removed: false };
+                    let mut pipe = Pipe { tx: &tx, sent: 0, interrupted: None, removed: false, failed: false };
                     let result = work(&mut pipe);
-                    let (sent, interrupted, removed) = (pipe.sent, pipe.interrupted, pipe.removed);
+                    let (sent, interrupted, failed) = (pipe.sent, pipe.interrupted, pipe.failed);
+                    // pcsc-lite reports a card pulled out mid-transaction as a broken transaction
+                    // or link: ask the reader whether the card is still there.
+                    let removed =
+                        pipe.removed || (failed && interrupted.is_none() && !card_present(&self.ctx, &self.reader));
                     if let Err((_, e)) = tx.end(pcsc::Disposition::LeaveCard) {
                         log::debug!("ending the PC/SC transaction: {e}");
                     }

@@ -44,6 +44,13 @@ impl MgmtAlgorithm {
         }
     }
 
+    /// Whether `id` names this algorithm as P1 of GENERAL AUTHENTICATE. SP 800-78-4 Table 6-2
+    /// gives 3-key Triple DES two identifiers, '00' and '03'; OpenSC asks for random bytes with
+    /// '00'.
+    pub fn is_named_by(self, id: u8) -> bool {
+        id == self.id() || (self == MgmtAlgorithm::Tdes && id == 0x00)
+    }
+
     /// Key length in bytes.
     pub fn key_len(self) -> usize {
         match self {

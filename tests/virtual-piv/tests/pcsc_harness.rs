@@ -128,3 +128,24 @@ fn a_drop_fault_pulls_the_card_out_mid_command() {
     drop(pcsc_card);
     inserted.remove().expect("clean up");
 }
+
+#[test]
+fn an_exclusive_lease_restarts_pcscd_and_cards_work_again() {
+    let lease = ReaderLease::acquire_any_exclusive(LEASE_TIMEOUT).expect("exclusive lease");
+    lease.stop_pcscd().expect("stop pcscd");
+    assert!(!ukey_vpiv::harness::pcscd::answers(), "pcscd is gone");
+    assert!(ukey_vpiv::harness::pcscd::running_pid().is_none());
+    lease.start_pcscd().expect("start pcscd");
+    assert!(ukey_vpiv::harness::pcscd::answers());
+    let inserted = lease.insert(VirtualPiv::new(CardConfig::default()).unwrap()).expect("insert after restart");
+    let card = connect(lease.reader_name());
+    assert_eq!(transmit(&card, &select()).unwrap().1, 0x9000);
+    drop(card);
+    inserted.remove().expect("remove");
+}
+
+#[test]
+fn a_shared_lease_may_not_stop_pcscd() {
+    let lease = ReaderLease::acquire_any(LEASE_TIMEOUT).expect("lease");
+    assert!(matches!(lease.stop_pcscd(), Err(ukey_vpiv::harness::HarnessError::NotExclusive)));
+}

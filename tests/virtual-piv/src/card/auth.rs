@@ -37,7 +37,7 @@ impl VirtualPiv {
 
     fn mgmt_authenticate(&mut self, p1: u8, items: &[Tlv<'_>], pending: Option<PendingAuth>) -> Result<Vec<u8>, Sw> {
         let alg = self.state.mgmt_algorithm;
-        if p1 != alg.id() {
+        if !alg.is_named_by(p1) {
             return Err(Sw::WRONG_P1P2);
         }
         let key = self.state.mgmt_key.clone();

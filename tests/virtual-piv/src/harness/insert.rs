@@ -74,6 +74,8 @@ impl ReaderLease {
 
 impl InsertedCard<'_> {
     /// The card, for inspection or changes (retry counters, objects, fault plan, APDU count).
+    /// The card answers no APDU while the guard lives: never hold it across a host operation,
+    /// and never take it twice in one expression.
     pub fn slot(&self) -> std::sync::MutexGuard<'_, CardSlot> {
         self.shared.lock()
     }

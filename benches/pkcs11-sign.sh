@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# One-shot CLI benchmark: `ukey sign` of a P-256 digest on SoftHSM against
+# `pkcs11-tool --sign -m ECDSA` on the same key, whole-process wall time, interleaved in one run.
+# Goal (issue 3): ukey's median ≤ 0.8 × pkcs11-tool's.
+#
+#   cargo build --release -p ukey && benches/pkcs11-sign.sh            # N=30 runs each
+#   N=100 UKEY=target/release/ukey benches/pkcs11-sign.sh
+#
+# Needs softhsm2, opensc (pkcs11-tool) and openssl. Both tools do the same work: load and
+# initialise SoftHSM, find the token, log in, find the key, C_Sign, write the signature. ukey's
+# config loads only SoftHSM (no p11-kit modules, no soft tokens), as a deployment that names its
+# module would. Runs are interleaved (ukey, pkcs11-tool, ukey, ...) so drift in machine load hits
+# both alike; medians are compared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-30}
+UKEY=${UKEY:-target/release/ukey}
+MODULE=/usr/lib/softhsm/libsofthsm2.so
+PIN=123456
+
+for tool in softhsm2-util pkcs11-tool openssl; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install softhsm2 opensc openssl" >&2; exit 1; }
+done
+[ -x "$UKEY" ] || { echo "no ukey binary at $UKEY: run cargo build --release -p ukey" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$tmp/tokens" >"$tmp/softhsm2.conf"
+export SOFTHSM2_CONF=$tmp/softhsm2.conf
+export HOME=$tmp XDG_CONFIG_HOME=$tmp/config XDG_DATA_HOME=$tmp/data XDG_STATE_HOME=$tmp/state
+softhsm2-util --init-token --free --label Bench --so-pin 12345678 --pin "$PIN" >/dev/null
+pkcs11-tool --module "$MODULE" --token-label Bench --login --pin "$PIN" \
+    --keypairgen --key-type EC:prime256v1 --id 01 --label bench >/dev/null 2>&1
+cat >"$tmp/config.toml" <<TOML
+[soft]
+enabled = false
+
+[pkcs11]
+p11kit = false
+
+[[pkcs11.modules]]
+path = "$MODULE"
+TOML
+head -c 32 /dev/urandom >"$tmp/dgst"
+
+run_ukey() {
+    UKEY_PIN=$PIN "$UKEY" --config "$tmp/config.toml" sign --token Bench --key bench --alg ecdsa-sha256 \
+        --prehashed --in "$tmp/dgst" --out "$tmp/sig.ukey" --format der >/dev/null 2>&1
+}
+run_p11() {
+    pkcs11-tool --module "$MODULE" --token-label Bench --login --pin "$PIN" --sign -m ECDSA --id 01 \
+        --signature-format openssl -i "$tmp/dgst" -o "$tmp/sig.p11" >/dev/null 2>&1
+}
+
+# Both must work and produce signatures that verify, or the timing means nothing.
+run_ukey || { echo "ukey sign failed:"; UKEY_PIN=$PIN "$UKEY" --config "$tmp/config.toml" sign --token Bench \
+    --key bench --alg ecdsa-sha256 --prehashed --in "$tmp/dgst" --out "$tmp/sig.ukey"; exit 1; }
+run_p11
+"$UKEY" --config "$tmp/config.toml" pubkey --token Bench --key bench >"$tmp/pub.pem"
+for sig in sig.ukey sig.p11; do
+    openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/dgst" -sigfile "$tmp/$sig" >/dev/null
+done
+
+now() { date +%s%N; }
+: >"$tmp/ukey.ns"
+: >"$tmp/p11.ns"
+for _ in $(seq "$N"); do
+    t0=$(now); run_ukey; t1=$(now); echo $((t1 - t0)) >>"$tmp/ukey.ns"
+    t0=$(now); run_p11; t1=$(now); echo $((t1 - t0)) >>"$tmp/p11.ns"
+done
+
+stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
+read -r um ua un ux < <(stats "$tmp/ukey.ns")
+read -r pm pa pn px < <(stats "$tmp/p11.ns")
+printf '%-12s %10s %10s %10s %10s   (ms, %d runs each, interleaved)\n' tool median mean min max "$N"
+printf '%-12s %10s %10s %10s %10s\n' "ukey sign" "$um" "$ua" "$un" "$ux"
+printf '%-12s %10s %10s %10s %10s\n' "pkcs11-tool" "$pm" "$pa" "$pn" "$px"
+awk -v u="$um" -v p="$pm" 'BEGIN {r=u/p; printf "ratio ukey/pkcs11-tool (medians): %.3f  (goal <= 0.8: %s)\n", r, (r<=0.8?"met":"not met")}'

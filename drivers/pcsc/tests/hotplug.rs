@@ -1,0 +1,95 @@
+//! Hot-plug events from the driver's watcher, and recovery when pcscd is killed and restarted
+//! (under the harness's exclusive pcscd lease, so no other test is disturbed).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ukey_api::{Carrier, CarrierEvent, CarrierId, Driver, EventSink, KeyAlgorithm, Mechanism};
+use ukey_pcsc::PcscDriver;
+use ukey_vpiv::harness::ReaderLease;
+
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Waits for the next event about `reader`'s card that matches `want`.
+fn next_event(rx: &Receiver<CarrierEvent>, want: impl Fn(&CarrierEvent) -> bool) -> CarrierEvent {
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) if want(&e) => return e,
+            Ok(_) => continue,
+            Err(e) => panic!("no matching carrier event within {EVENT_TIMEOUT:?}: {e}"),
+        }
+    }
+}
+
+fn watch(driver: &PcscDriver) -> (Box<dyn ukey_api::Watch>, Receiver<CarrierEvent>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sink: EventSink = Arc::new(move |e| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(e);
+        }
+    });
+    (driver.watch(sink).expect("watch"), rx)
+}
+
+fn inserted_id(lease: &ReaderLease) -> impl Fn(&CarrierEvent) -> bool + '_ {
+    move |e| matches!(e, CarrierEvent::Inserted { info } if info.location == lease.reader_name())
+}
+
+fn removed(id: CarrierId) -> impl Fn(&CarrierEvent) -> bool {
+    move |e| matches!(e, CarrierEvent::Removed { id: got } if *got == id)
+}
+
+#[test]
+fn insertion_and_removal_are_reported_with_a_stable_id() {
+    let lease = lease();
+    let driver = PcscDriver::new(options());
+    let (_watch, rx) = watch(&driver);
+    let inserted = lease.insert(card()).expect("insert");
+    let guid = hex::encode_upper(inserted.slot().card.guid());
+    let CarrierEvent::Inserted { info } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    assert_eq!(info.id.as_str(), format!("pcsc:piv:{guid}"));
+    let (shared, _) = inserted.remove().expect("remove");
+    next_event(&rx, removed(info.id.clone()));
+    // The same card comes back with the same id.
+    let again = lease.insert_shared(shared).expect("insert again");
+    let CarrierEvent::Inserted { info: info2 } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    assert_eq!(info2.id, info.id);
+    // The driver lists it too.
+    assert!(driver.carriers().expect("carriers").iter().any(|c| c.info().id == info.id));
+    again.remove().expect("remove");
+    next_event(&rx, removed(info.id.clone()));
+}
+
+#[test]
+fn pcscd_killed_and_restarted_is_survived_without_restarting_ukey() {
+    let lease = ReaderLease::acquire_any_exclusive(LEASE_TIMEOUT).expect("exclusive pcscd lease");
+    let driver = PcscDriver::new(options());
+    let (_watch, rx) = watch(&driver);
+    let inserted = lease.insert(card()).expect("insert");
+    let CarrierEvent::Inserted { info } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    let carrier = open(&lease);
+    let key = keygen(&carrier, 0x9A, KeyAlgorithm::P256);
+
+    lease.stop_pcscd().expect("stop pcscd");
+    // The card went with the daemon (vpcd lives in pcscd): the watcher says so.
+    next_event(&rx, removed(info.id.clone()));
+    let err = carrier.pin_state().unwrap_err();
+    assert!(err.to_string().contains("pcscd") || matches!(err, ukey_api::Error::TokenRemoved), "{err:?}");
+    assert!(driver.status().iter().any(|s| !s.ok && s.message.contains("pcscd")), "{:?}", driver.status());
+
+    lease.start_pcscd().expect("start pcscd");
+    let (shared, _) = inserted.remove().unwrap_or_else(|e| panic!("remove after restart: {e}"));
+    let _back = lease.insert_shared(shared).expect("insert after restart");
+    let CarrierEvent::Inserted { info: back } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    assert_eq!(back.id, info.id);
+    // The old handle reconnects through a new context: same reader, same ATR.
+    sign_and_verify(&carrier, &key, &Mechanism::EcdsaSha256, b"after pcscd restart");
+    assert!(driver.status().iter().all(|s| s.ok), "{:?}", driver.status());
+}

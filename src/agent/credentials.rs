@@ -1,0 +1,278 @@
+//! One carrier use, start to finish: resolve the object a handle names, ask the gate, get the
+//! credential (a PIN the local client supplied, the optional cache, or the holder through
+//! pinentry — re-asking after a wrong PIN with the tries left), run the operation in the
+//! carrier's queue, and tell the gate the outcome.
+
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use ukey_api::crypto::encoding::base64_decode;
+use ukey_api::{Carrier, CertificateObject, Credential, Error, HashAlg, KeyObject, ObjectList, Pin, PinRole};
+
+use crate::agent::carriers::CarrierSlot;
+use crate::agent::consent::Purpose;
+use crate::agent::error::{AgentError, AgentResult};
+use crate::agent::gate::{Operation, Outcome, Permit, UseContext};
+use crate::agent::pincache::CacheKey;
+use crate::agent::service::{Service, Session};
+use crate::agent::views::parse_handle;
+
+/// How many times the holder is asked again after a wrong PIN before the error is returned.
+const PIN_ATTEMPTS: usize = 3;
+
+/// A key (and its certificate, if any) that a handle names.
+pub struct Target {
+    /// The carrier.
+    pub slot: Arc<CarrierSlot>,
+    /// The private key.
+    pub key: KeyObject,
+    /// Its certificate, when stored.
+    pub cert: Option<CertificateObject>,
+    /// Public key, DER SPKI (from the key or the certificate).
+    pub spki: Vec<u8>,
+}
+
+/// What one use is, for the dialog and the gate.
+pub struct Use<'a> {
+    /// The operation.
+    pub operation: Operation,
+    /// The carrier.
+    pub slot: &'a Arc<CarrierSlot>,
+    /// Certificate subject and SHA-256 fingerprint, when a certificate is involved.
+    pub cert: Option<&'a CertificateObject>,
+    /// The key, when one is used (for the cache and `always_authenticate`).
+    pub key: Option<&'a KeyObject>,
+    /// SM3 hex of the data signed.
+    pub data_sm3: Option<String>,
+    /// Extra line for the dialog (e.g. "for https://bank.example").
+    pub detail: Option<String>,
+    /// Which PIN.
+    pub role: PinRole,
+    /// A PIN the local client supplied (Unix socket only).
+    pub supplied: Option<Pin>,
+    /// The local client has its user enter the PIN on the reader's PIN pad (no dialog here).
+    pub protected_path: bool,
+}
+
+/// Decodes base64 from a parameter, naming the parameter in the error.
+pub fn b64_param(name: &str, text: &str) -> AgentResult<Vec<u8>> {
+    base64_decode(text).map_err(|e| AgentError::InvalidParams(format!("`{name}`: {e}")))
+}
+
+/// A PIN supplied as a parameter (already refused for pages before this point).
+pub fn supplied_pin(text: Option<Zeroizing<String>>) -> AgentResult<Option<Pin>> {
+    match text {
+        None => Ok(None),
+        Some(mut t) => Ok(Some(Pin::new(std::mem::take(&mut *t))?)),
+    }
+}
+
+/// SM3 of data, hex: what the audit records and the dialog shows a short form of.
+pub fn sm3_hex(data: &[u8]) -> String {
+    hex::encode(HashAlg::Sm3.digest(data))
+}
+
+impl Service {
+    /// Resolves a handle to its key (and certificate). With `page_needs_cert`, a page may only
+    /// use a key that has a certificate (signing and login; enrolment works on fresh keys).
+    pub(crate) async fn target(&self, session: &Session, handle: &str, page_needs_cert: bool) -> AgentResult<Target> {
+        let (carrier, id) = parse_handle(handle).map_err(AgentError::InvalidParams)?;
+        let slot = self.carriers.get(&carrier)?;
+        let objects: Arc<ObjectList> = slot.objects().await?;
+        let key = objects.key_for(&id).cloned().ok_or_else(|| {
+            Error::NotFound(format!("no private key with id {} on {}", id.to_hex(), slot.info().display_name()))
+        })?;
+        let cert = objects.certificate_for(&id).cloned();
+        if page_needs_cert && session.is_page() && cert.is_none() {
+            return Err(Error::NotFound(format!(
+                "no certificate with id {} for this key; web pages sign with certificates",
+                id.to_hex()
+            ))
+            .into());
+        }
+        let spki = match (&key.public_key, &cert) {
+            (Some(pk), _) => pk.clone(),
+            (None, Some(c)) => c.info.public_key.clone(),
+            (None, None) => {
+                return Err(
+                    Error::NotSupported(format!("the public key of key {} is not readable", id.to_hex())).into()
+                );
+            }
+        };
+        Ok(Target { slot, key, cert, spki })
+    }
+
+    /// The gate's view of a use.
+    pub(crate) fn use_context(&self, session: &Session, u: &Use<'_>) -> UseContext {
+        UseContext {
+            uid: self.uid,
+            login: self.login.clone(),
+            client: session.client.clone(),
+            carrier: u.slot.info().id.clone(),
+            info: u.slot.info().clone(),
+            certificate: u
+                .cert
+                .map(|c| c.info.sha256_fingerprint.clone())
+                .or_else(|| u.key.and_then(|k| k.certificate.clone())),
+            operation: u.operation,
+            data_sm3: u.data_sm3.clone(),
+        }
+    }
+
+    /// Runs `op` on the carrier with the right credential, asking the gate first and telling it
+    /// the outcome after.
+    pub(crate) async fn with_credential<T, F>(&self, session: &Session, u: Use<'_>, op: F) -> AgentResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
+    {
+        let ctx = self.use_context(session, &u);
+        let permit = self.permit(&ctx, u.slot).await?;
+        let result = self.credential_loop(session, &u, op).await;
+        settle(permit, result)
+    }
+
+    /// Asks the gate for a permit, first letting it read what it needs from the carrier (its
+    /// custody tag) when it says so. A refusal is put on record and becomes `PolicyDenied`.
+    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<Permit> {
+        if self.gate.needs_examination(slot.info()) {
+            let gate = Arc::clone(&self.gate);
+            if let Err(e) = slot
+                .run(move |c| {
+                    gate.examine(c);
+                    Ok(())
+                })
+                .await
+            {
+                log::debug!("the custody tag of {} was not read: {e}", slot.info().id);
+            }
+        }
+        match self.gate.authorize(ctx) {
+            Ok(permit) => {
+                for notice in &permit.notices {
+                    log::warn!("{} on {}: {notice}", ctx.operation.describe(), ctx.carrier);
+                }
+                Ok(permit)
+            }
+            Err(denied) => {
+                if let Err(e) = self.gate.record(ctx, &Outcome::Refused { reason: denied.0.clone() }) {
+                    log::error!("a refusal could not be put on record: {e}");
+                }
+                Err(AgentError::PolicyDenied(denied.0))
+            }
+        }
+    }
+
+    /// The credential part of [`Service::with_credential`], for operations that ask the gate
+    /// themselves (PIN administration spans several carrier calls).
+    pub(crate) async fn credential_loop<T, F>(&self, session: &Session, u: &Use<'_>, op: F) -> AgentResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
+    {
+        let slot = u.slot;
+        if u.protected_path {
+            let op = op.clone();
+            return Ok(slot.run(move |c| op(c, &Credential::ProtectedPath)).await?);
+        }
+        if let Some(pin) = &u.supplied {
+            let cred = Credential::Pin(pin.clone());
+            let op = op.clone();
+            return Ok(slot.run(move |c| op(c, &cred)).await?);
+        }
+        let cache_key = u.key.filter(|k| !k.always_authenticate && u.role == PinRole::User).map(|k| CacheKey {
+            client: session.client.describe(),
+            carrier: slot.info().id.clone(),
+            key: k.id.clone(),
+        });
+        if let Some(key) = &cache_key
+            && let Some(pin) = self.consent.cache.take(key)
+        {
+            let cred = Credential::Pin(pin);
+            let op2 = op.clone();
+            match slot.run(move |c| op2(c, &cred)).await {
+                Err(Error::WrongPin { .. }) => self.consent.cache.forget(key),
+                other => return Ok(other?),
+            }
+        }
+        let state = slot.run(|c| c.pin_state()).await?;
+        let status = match u.role {
+            PinRole::User => &state.user,
+            PinRole::So => &state.so,
+        };
+        if status.locked {
+            return Err(Error::PinLocked { role: u.role }.into());
+        }
+        let purpose = Purpose {
+            client: &session.client,
+            operation: u.operation,
+            carrier: slot.info(),
+            subject: u.cert.map(|c| c.info.subject.as_str()),
+            data_sm3: u.data_sm3.as_deref(),
+            detail: u.detail.as_deref(),
+            role: u.role,
+        };
+        if state.protected_path {
+            if !self.consent.confirm(&purpose, slot.removed()).await? {
+                return Err(Error::Cancelled.into());
+            }
+            let op = op.clone();
+            return Ok(slot.run(move |c| op(c, &Credential::ProtectedPath)).await?);
+        }
+        let mut error = match (status.retries_left, status.max_retries) {
+            (Some(left), Some(max)) if left < max => {
+                Some(tries_left_text("A previous PIN entry was wrong.", Some(left)))
+            }
+            _ => None,
+        };
+        let mut last = Error::Cancelled;
+        for _ in 0..PIN_ATTEMPTS {
+            let pin = self.consent.pin(&purpose, error.take(), slot.removed()).await?;
+            if slot.is_removed() {
+                return Err(Error::TokenRemoved.into());
+            }
+            let cred = Credential::Pin(pin.clone());
+            let op2 = op.clone();
+            match slot.run(move |c| op2(c, &cred)).await {
+                Ok(v) => {
+                    if let Some(key) = cache_key {
+                        self.consent.cache.store(key, &pin);
+                    }
+                    return Ok(v);
+                }
+                Err(Error::WrongPin { role, retries_left, detail }) => {
+                    if retries_left == Some(0) {
+                        return Err(Error::PinLocked { role }.into());
+                    }
+                    error = Some(tries_left_text("Wrong PIN.", retries_left));
+                    last = Error::WrongPin { role, retries_left, detail };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.into())
+    }
+}
+
+/// Records the outcome of a permitted use. A result whose outcome cannot be put on record is
+/// withheld (fail closed): the client gets `PolicyDenied` saying why, never the signature.
+pub(crate) fn settle<T>(permit: Permit, result: AgentResult<T>) -> AgentResult<T> {
+    let outcome = match &result {
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Failed { kind: e.kind().to_string() },
+    };
+    permit.finish(&outcome).map_err(|d| {
+        AgentError::PolicyDenied(format!("the use could not be put on record, so its result is withheld: {d}"))
+    })?;
+    result
+}
+
+/// "Wrong PIN. 2 tries left before the PIN locks."
+fn tries_left_text(lead: &str, left: Option<u32>) -> String {
+    match left {
+        Some(1) => format!("{lead} 1 try left before the PIN locks — be careful."),
+        Some(n) => format!("{lead} {n} tries left before the PIN locks."),
+        None => format!("{lead} The carrier does not say how many tries are left."),
+    }
+}

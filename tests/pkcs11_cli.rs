@@ -1,0 +1,200 @@
+//! `ukey` on PKCS#11 tokens, end to end: modules, tokens, keys and certificates made by other
+//! clients, keys made by ukey used by OpenSC, PIN lifecycle honoured by OpenSC, and names that
+//! fit two objects.
+
+mod pkcs11_rig;
+
+use pkcs11_rig::{PIN, Rig, SO_PIN, SOFTHSM, require, sha256};
+use ukey_api::Mechanism;
+use ukey_api::crypto::SignData;
+
+#[test]
+fn ukey_modules_reports_each_module_and_never_fails_for_a_bad_one() {
+    let rig = Rig::new();
+    rig.init_token("Mods");
+    let text = rig.path("not-a-library.so");
+    std::fs::write(&text, "plain text\n").unwrap();
+    rig.write_config(&format!(
+        "\n[[pkcs11.modules]]\npath = \"{}\"\n\n[[pkcs11.modules]]\npath = \"/usr/lib/x86_64-linux-gnu/libz.so.1\"\n\n[[pkcs11.modules]]\npath = \"{}\"\n",
+        text.display(),
+        rig.path("missing.so").display()
+    ));
+    let ran = rig.ukey(&["modules"], &[]).ok("ukey modules");
+    // SoftHSM always offers one free (uninitialised) token beside the ones made.
+    assert!(ran.stdout.contains("softhsm2") && ran.stdout.contains("2 token(s) present"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("not a loadable library"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("not a PKCS#11 module"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("no such file"), "{}", ran.stdout);
+
+    let json = rig.ukey(&["modules", "--json"], &[]).ok("ukey modules --json").json();
+    let modules = json["modules"].as_array().unwrap();
+    assert_eq!(modules.len(), 4, "{json}");
+    let softhsm = modules.iter().find(|m| m["path"] == SOFTHSM).unwrap();
+    assert_eq!(softhsm["loaded"], true);
+    assert_eq!(softhsm["tokens"], 2);
+    assert_eq!(modules.iter().filter(|m| m["loaded"] == false).count(), 3);
+
+    // The good module's token is still usable next to the bad ones.
+    let tokens = rig.ukey(&["tokens", "--json"], &[]).ok("ukey tokens").json();
+    assert!(tokens["tokens"].as_array().unwrap().iter().any(|t| t["label"] == "Mods"), "{tokens}");
+}
+
+#[test]
+fn a_key_made_by_ukey_is_listed_and_used_by_pkcs11_tool() {
+    let rig = Rig::new();
+    rig.init_token("MadeByUkey");
+    let key = rig
+        .ukey(
+            &["keygen", "--token", "MadeByUkey", "--alg", "p256", "--label", "ukey-key", "--json"],
+            &[("UKEY_PIN", PIN)],
+        )
+        .ok("ukey keygen")
+        .json();
+    let id = key["id"].as_str().unwrap().to_string();
+    let listing = rig.pkcs11_tool(&["--token-label", "MadeByUkey", "-O"]).ok("pkcs11-tool -O");
+    assert!(listing.stdout.contains("ukey-key") && listing.stdout.contains(&id), "{}", listing.stdout);
+
+    let digest = sha256(b"signed by OpenSC with a ukey key");
+    let dgst = rig.path("dgst");
+    let sig = rig.path("sig");
+    std::fs::write(&dgst, &digest).unwrap();
+    rig.pkcs11_tool(&[
+        "--token-label",
+        "MadeByUkey",
+        "--login",
+        "--pin",
+        PIN,
+        "--sign",
+        "-m",
+        "ECDSA",
+        "--id",
+        &id,
+        "-i",
+        dgst.to_str().unwrap(),
+        "-o",
+        sig.to_str().unwrap(),
+    ])
+    .ok("pkcs11-tool --sign");
+    let pem = rig.ukey(&["pubkey", "--token", "MadeByUkey", "--key", "ukey-key"], &[]).ok("ukey pubkey").stdout;
+    let spki = ukey_api::crypto::public_key_from_pem_or_der(pem.as_bytes()).unwrap();
+    let raw = std::fs::read(&sig).unwrap();
+    ukey_api::crypto::verify_signature(&spki, &Mechanism::EcdsaSha256, SignData::Digest(&digest), &raw)
+        .expect("ukey's verify accepts the signature pkcs11-tool made with ukey's key");
+}
+
+#[test]
+fn keys_and_certificates_from_other_clients_are_listed() {
+    require("p11tool", "gnutls-bin");
+    let rig = Rig::new();
+    rig.init_token("Foreign");
+    rig.pkcs11_tool(&[
+        "--token-label",
+        "Foreign",
+        "--login",
+        "--pin",
+        PIN,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "01",
+        "--label",
+        "opensc-key",
+    ])
+    .ok("pkcs11-tool --keypairgen");
+    rig.run(
+        "p11tool",
+        &[
+            "--provider",
+            SOFTHSM,
+            "--login",
+            &format!("--set-pin={PIN}"),
+            "--generate-privkey=ECDSA",
+            "--curve=secp256r1",
+            "--label=gnutls-key",
+            "pkcs11:token=Foreign",
+        ],
+    )
+    .ok("p11tool --generate-privkey");
+    let pem = rig.ukey(&["pubkey", "--token", "Foreign", "--key", "opensc-key"], &[]).ok("ukey pubkey").stdout;
+    let cert = rig.certificate_for(&pem, "Foreign Holder");
+    let file = rig.path("cert.der");
+    std::fs::write(&file, &cert).unwrap();
+    rig.pkcs11_tool(&[
+        "--token-label",
+        "Foreign",
+        "--login",
+        "--pin",
+        PIN,
+        "--write-object",
+        file.to_str().unwrap(),
+        "--type",
+        "cert",
+        "--id",
+        "01",
+        "--label",
+        "opensc-cert",
+    ])
+    .ok("pkcs11-tool --write-object");
+
+    let keys = rig.ukey(&["keys", "--json"], &[]).ok("ukey keys").json();
+    let text = keys.to_string();
+    assert!(text.contains("opensc-key") && text.contains("gnutls-key"), "{text}");
+    let certs = rig.ukey(&["certs", "--json"], &[]).ok("ukey certs").json();
+    let text = certs.to_string();
+    assert!(text.contains("Foreign Holder") && text.contains("opensc-cert"), "{text}");
+    let human = rig.ukey(&["certs"], &[]).ok("ukey certs").stdout;
+    assert!(human.contains("Foreign Holder"), "{human}");
+}
+
+#[test]
+fn pin_change_and_unblock_by_ukey_are_honoured_by_pkcs11_tool() {
+    let rig = Rig::new();
+    rig.init_token("Pins");
+    let login = |pin: &str| rig.pkcs11_tool(&["--token-label", "Pins", "--login", "--pin", pin, "-O"]).code == Some(0);
+    rig.ukey(&["pin", "change", "--token", "Pins"], &[("UKEY_PIN", PIN), ("UKEY_NEW_PIN", "24681357")])
+        .ok("ukey pin change");
+    assert!(login("24681357") && !login(PIN));
+    rig.ukey(&["pin", "unblock", "--token", "Pins"], &[("UKEY_SO_PIN", SO_PIN), ("UKEY_NEW_PIN", "13572468")])
+        .ok("ukey pin unblock");
+    assert!(login("13572468") && !login("24681357"));
+
+    // A wrong PIN: exit code 3, and the message carries the token's PIN flags.
+    let ran = rig.ukey(&["pin", "change", "--token", "Pins"], &[("UKEY_PIN", "000000"), ("UKEY_NEW_PIN", "11223344")]);
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    assert!(ran.stderr.contains("wrong user PIN") && ran.stderr.contains("CKF_USER_PIN_COUNT_LOW"), "{}", ran.stderr);
+}
+
+#[test]
+fn a_label_that_fits_two_keys_asks_for_a_uri() {
+    let rig = Rig::new();
+    rig.init_token("Twins");
+    for id in ["0a", "0b"] {
+        rig.pkcs11_tool(&[
+            "--token-label",
+            "Twins",
+            "--login",
+            "--pin",
+            PIN,
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            id,
+            "--label",
+            "same-name",
+        ])
+        .ok("pkcs11-tool --keypairgen");
+    }
+    let ran = rig.ukey(&["pubkey", "--token", "Twins", "--key", "same-name"], &[]);
+    assert_eq!(ran.code, Some(4), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("pkcs11:") && ran.stderr.contains("id=%0A") && ran.stderr.contains("id=%0B"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("URI"), "{}", ran.stderr);
+    // The URI it offers works.
+    let uri = "pkcs11:token=Twins;object=same-name;id=%0B;type=private";
+    rig.ukey(&["pubkey", "--key", uri], &[]).ok("ukey pubkey by URI");
+}
