@@ -13,6 +13,7 @@ pub mod certs;
 pub mod compliance;
 pub mod context;
 pub mod csr;
+pub mod doctor;
 pub mod error;
 pub mod helpdesk;
 pub mod keygen;
@@ -151,6 +152,9 @@ pub enum Command {
     /// Compliance with Article 13: each requirement next to the evidence on this machine.
     #[command(subcommand)]
     Compliance(compliance::ComplianceCommand),
+    /// Check that carriers can work here (services, devices, modules, permissions, agent,
+    /// certificates) and say how to fix what is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Command {
@@ -175,6 +179,7 @@ impl Command {
             Command::Audit(c) => c.run(ctx),
             Command::Helpdesk(c) => c.run(ctx),
             Command::Compliance(c) => c.run(ctx),
+            Command::Doctor(c) => c.run(ctx),
         }
     }
 }
