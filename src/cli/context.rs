@@ -36,8 +36,9 @@ impl Context {
     /// behind this process's own custody gate (issue 6): the direct path sidesteps nothing.
     pub fn registry(&self) -> &Registry {
         self.registry.get_or_init(|| {
-            crate::agent::remote::registry_through_agent(self.config.file.agent.runtime_dir.as_deref())
-                .unwrap_or_else(|| Registry::from_config(&self.config).gated(crate::policy::gate::cli_gate()))
+            crate::agent::remote::registry_through_agent(self.config.file.agent.runtime_dir.as_deref()).unwrap_or_else(
+                || Registry::from_config(&self.config).gated(crate::policy::gate::cli_gate(), !self.out.json),
+            )
         })
     }
 

@@ -9,7 +9,9 @@
 //! [`Error::Refused`]: the result (a signature, say) is never handed back. Listing and reading
 //! public objects are not uses and pass through. The calling account is this process's real
 //! uid; the client is the `ukey` executable and its pid. Notices (no policy in force,
-//! development mode, an unregistered carrier under `warn`) are printed on stderr at every use.
+//! development mode, an unregistered carrier under `warn`) are printed on stderr at every use in
+//! human mode (`ukey: notice: …`); with `--json` stderr carries only the JSON error document, and
+//! the notices are in the use's intent record.
 
 use std::sync::Arc;
 
@@ -25,12 +27,13 @@ use crate::agent::gate::{ClientIdentity, Gate, Operation, Outcome, UseContext};
 pub struct GatedDriver {
     inner: Box<dyn Driver>,
     gate: Arc<dyn Gate>,
+    show_notices: bool,
 }
 
 impl GatedDriver {
-    /// Wraps `inner`.
-    pub fn new(inner: Box<dyn Driver>, gate: Arc<dyn Gate>) -> Self {
-        GatedDriver { inner, gate }
+    /// Wraps `inner`; `show_notices` prints each use's notices on stderr.
+    pub fn new(inner: Box<dyn Driver>, gate: Arc<dyn Gate>, show_notices: bool) -> Self {
+        GatedDriver { inner, gate, show_notices }
     }
 }
 
@@ -44,7 +47,10 @@ impl Driver for GatedDriver {
             .inner
             .carriers()?
             .into_iter()
-            .map(|c| Arc::new(GatedCarrier { inner: c, gate: Arc::clone(&self.gate) }) as Arc<dyn Carrier>)
+            .map(|c| {
+                Arc::new(GatedCarrier { inner: c, gate: Arc::clone(&self.gate), show_notices: self.show_notices })
+                    as Arc<dyn Carrier>
+            })
             .collect())
     }
 
@@ -61,12 +67,13 @@ impl Driver for GatedDriver {
 pub struct GatedCarrier {
     inner: Arc<dyn Carrier>,
     gate: Arc<dyn Gate>,
+    show_notices: bool,
 }
 
 impl GatedCarrier {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn Carrier>, gate: Arc<dyn Gate>) -> Self {
-        GatedCarrier { inner, gate }
+    /// Wraps `inner`; `show_notices` prints each use's notices on stderr.
+    pub fn new(inner: Arc<dyn Carrier>, gate: Arc<dyn Gate>, show_notices: bool) -> Self {
+        GatedCarrier { inner, gate, show_notices }
     }
 
     /// Runs `work` behind the gate.
@@ -100,8 +107,8 @@ impl GatedCarrier {
                 return Err(Error::Refused(denied.0));
             }
         };
-        for notice in &permit.notices {
-            eprintln!("ukey: warning: {}", notice.chars().filter(|c| !c.is_control()).collect::<String>());
+        for notice in permit.notices.iter().filter(|_| self.show_notices) {
+            eprintln!("ukey: notice: {}", notice.chars().filter(|c| !c.is_control()).collect::<String>());
         }
         let result = work();
         let outcome = match &result {
