@@ -194,3 +194,60 @@ fn without_an_agent_there_are_no_tokens_and_a_warning_says_why() {
     assert!(err.contains("ukey agent not reachable"), "one warning says the agent is not running: {err}");
     assert_eq!(err.matches("ukey agent not reachable").count(), 1, "said once: {err}");
 }
+
+#[test]
+fn c_wait_for_slot_event_reports_a_carrier_that_appears() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let (agent, _token) = agent_with_token(&[KeyAlgorithm::P256], &[]);
+    // `--test-hotplug` lists slots on each line read from stdin: once without waiting ("x" ends
+    // that round), then after a blocking C_WaitForSlotEvent.
+    let mut child = tool(&agent)
+        .arg("--test-hotplug")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pkcs11-tool");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        // Prompts end without a newline: read byte-wise chunks split on ':' and newlines.
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while reader.read_until(b':', &mut buf).map(|n| n > 0).unwrap_or(false) {
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+            buf.clear();
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str| {
+        let until = Instant::now() + Duration::from_secs(30);
+        while !seen.contains(needle) {
+            let left = until.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("pkcs11-tool never printed {needle:?}: {seen}"),
+            }
+        }
+        std::mem::take(&mut seen)
+    };
+    wait_for("x to exit:");
+    stdin.write_all(b"x\n").unwrap();
+    wait_for("x to exit:");
+    stdin.write_all(b"\n").unwrap();
+    wait_for("Calling C_WaitForSlotEvent:");
+    // A second carrier appears while the program waits.
+    soft_token(&soft::soft_dir(&agent), "Bob", &[]);
+    let after = wait_for("x to exit:");
+    assert!(after.contains("event on slot 0x2"), "the new carrier's slot is reported: {after}");
+    assert!(after.contains("Bob"), "and listed: {after}");
+    stdin.write_all(b"x\n").unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -469,10 +469,10 @@ pub unsafe extern "C" fn C_Sign(
     out_len: *mut CK_ULONG,
 ) -> CK_RV {
     guard("C_Sign", || {
-        // SAFETY: pointers from the program, checked inside.
         let room = if out.is_null() {
             None
         } else {
+            // SAFETY: `get` checks `out_len` for NULL; otherwise it is readable per the program.
             match unsafe { get(out_len as *const CK_ULONG) } {
                 Ok(r) => Some(usize::try_from(r).unwrap_or(usize::MAX)),
                 Err(e) => return e,
