@@ -8,9 +8,9 @@
 #
 # Needs softhsm2, opensc (pkcs11-tool) and openssl. Both tools do the same work: load and
 # initialise SoftHSM, find the token, log in, find the key, C_Sign, write the signature. ukey's
-# config loads only SoftHSM (no p11-kit modules, no soft tokens), as a deployment that names its
-# module would. Runs are interleaved (ukey, pkcs11-tool, ukey, ...) so drift in machine load hits
-# both alike; medians are compared.
+# config loads only SoftHSM (no p11-kit modules; drivers = ["pkcs11"], so no PC/SC or soft-token
+# driver starts), as a deployment that names its module would. Runs are interleaved (ukey,
+# pkcs11-tool, ukey, ...) so drift in machine load hits both alike; medians are compared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +34,8 @@ softhsm2-util --init-token --free --label Bench --so-pin 12345678 --pin "$PIN" >
 pkcs11-tool --module "$MODULE" --token-label Bench --login --pin "$PIN" \
     --keypairgen --key-type EC:prime256v1 --id 01 --label bench >/dev/null 2>&1
 cat >"$tmp/config.toml" <<TOML
+drivers = ["pkcs11"]
+
 [soft]
 enabled = false
 

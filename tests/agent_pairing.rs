@@ -2,6 +2,8 @@
 //! listing / revoking them with `ukey origins`.
 
 mod agent_support;
+#[path = "agent_support/soft.rs"]
+mod soft;
 
 use agent_support::{TestAgent, kind};
 use serde_json::json;
@@ -89,4 +91,28 @@ fn an_unreachable_pinentry_refuses_instead_of_pairing() {
     assert!(r.get("error").is_some(), "{r}");
     assert!(r["error"]["message"].as_str().unwrap().contains("pinentry"), "{r}");
     assert_eq!(kind(&ws.call("tokens.list", json!({}))), "NotPaired");
+}
+
+#[test]
+fn revoking_an_origin_ends_its_event_subscriptions() {
+    let (agent, _fx) = soft::with_soft(&["--dev-origin", DEV]);
+    let out = agent.ukey().args(["origins", "pair", DEV]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut ws = agent.ws_hello(DEV);
+    let r = ws.call("events.subscribe", json!({}));
+    assert!(r["result"]["subscription"].is_u64(), "{r}");
+    let bob = soft::soft_token(&soft::soft_dir(&agent), "Bob", ukey_api::KeyAlgorithm::P256, 3);
+    let ev = ws.next_notification();
+    assert_eq!(ev["params"]["event"]["type"], "carrier.inserted", "{ev}");
+    assert_eq!(ev["params"]["event"]["token"]["id"], bob.token);
+
+    let out = agent.ukey().args(["origins", "revoke", DEV]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The next carrier event is not delivered: the subscription ends with a notice instead.
+    soft::soft_token(&soft::soft_dir(&agent), "Carol", ukey_api::KeyAlgorithm::P256, 3);
+    let ev = ws.next_notification();
+    assert_eq!(ev["params"]["event"]["type"], "events.ended", "{ev}");
+    assert!(!ev.to_string().contains("Carol"), "nothing about the new carrier leaks: {ev}");
+    agent.wait_log("event subscription");
+    assert_eq!(kind(&ws.call("events.subscribe", json!({}))), "NotPaired");
 }

@@ -219,6 +219,24 @@ fn the_optional_pin_cache_is_bounded_by_uses() {
 }
 
 #[test]
+fn revoking_an_origin_wipes_its_cached_pins() {
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV, "--pin-cache", "300:10"]);
+    agent.script(&[&pin_line(), &pin_line()]);
+    let mut ws = paired(&agent);
+    for _ in 0..2 {
+        assert!(ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" })).get("result").is_some());
+    }
+    assert_eq!(agent.dialogs().len(), 1, "the second signature used the cached PIN");
+    let out = agent.ukey().args(["origins", "revoke", DEV]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(kind(&ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" }))), "NotPaired");
+    // Paired again (from the CLI: no dialog), the page must be asked for the PIN again.
+    let mut ws = paired(&agent);
+    assert!(ws.call("sign", json!({ "cert": fx.handle, "data": "aGVsbG8=" })).get("result").is_some());
+    assert_eq!(agent.dialogs().len(), 2, "no cached PIN survived the revocation");
+}
+
+#[test]
 fn a_pin_dialog_does_not_stall_other_clients() {
     let (agent, fx) = soft::with_soft(&["--dev-origin", DEV]);
     let gate = agent.dir.path().join("gate");

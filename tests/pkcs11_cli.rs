@@ -198,3 +198,99 @@ fn a_label_that_fits_two_keys_asks_for_a_uri() {
     let uri = "pkcs11:token=Twins;object=same-name;id=%0B;type=private";
     rig.ukey(&["pubkey", "--key", uri], &[]).ok("ukey pubkey by URI");
 }
+
+#[test]
+fn ukey_signatures_with_keys_made_by_other_clients_verify_with_openssl() {
+    require("openssl", "openssl");
+    require("p11tool", "gnutls-bin");
+    let rig = Rig::new();
+    rig.init_token("Signing");
+    let login = ["--token-label", "Signing", "--login", "--pin", PIN];
+    for (key_type, id, label) in [("EC:prime256v1", "01", "ec-key"), ("RSA:2048", "02", "rsa-key")] {
+        let mut args = login.to_vec();
+        args.extend(["--keypairgen", "--key-type", key_type, "--id", id, "--label", label]);
+        rig.pkcs11_tool(&args).ok("pkcs11-tool --keypairgen");
+    }
+    rig.run(
+        "p11tool",
+        &[
+            "--provider",
+            SOFTHSM,
+            "--login",
+            &format!("--set-pin={PIN}"),
+            "--generate-privkey=ECDSA",
+            "--curve=secp256r1",
+            "--label=gnutls-key",
+            "pkcs11:token=Signing",
+        ],
+    )
+    .ok("p11tool --generate-privkey");
+    let message = rig.path("message.txt");
+    std::fs::write(&message, b"I agree to the terms.\n").unwrap();
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("ec-key", "ecdsa-sha256", &[]),
+        ("gnutls-key", "ecdsa-sha256", &[]),
+        ("rsa-key", "rsa-pkcs1-sha256", &[]),
+        ("rsa-key", "rsa-pss-sha256", &["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]),
+    ];
+    for (key, alg, sigopts) in cases {
+        let sig = rig.path(&format!("{key}-{alg}.sig"));
+        let public = rig.path(&format!("{key}.pem"));
+        rig.ukey(
+            &[
+                "sign",
+                "--token",
+                "Signing",
+                "--key",
+                key,
+                "--alg",
+                alg,
+                "--in",
+                message.to_str().unwrap(),
+                "--out",
+                sig.to_str().unwrap(),
+            ],
+            &[("UKEY_PIN", PIN)],
+        )
+        .ok("ukey sign");
+        let pem = rig.ukey(&["pubkey", "--token", "Signing", "--key", key], &[]).ok("ukey pubkey").stdout;
+        std::fs::write(&public, pem).unwrap();
+        let mut args =
+            vec!["dgst", "-sha256", "-verify", public.to_str().unwrap(), "-signature", sig.to_str().unwrap()];
+        args.extend_from_slice(sigopts);
+        args.push(message.to_str().unwrap());
+        let verified = rig.run("openssl", &args);
+        assert!(verified.stdout.contains("Verified OK"), "{key} {alg}: {}{}", verified.stdout, verified.stderr);
+        // And ukey's own verify agrees.
+        rig.ukey(
+            &[
+                "verify",
+                "--pubkey",
+                public.to_str().unwrap(),
+                "--sig",
+                sig.to_str().unwrap(),
+                "--in",
+                message.to_str().unwrap(),
+                "--alg",
+                alg,
+            ],
+            &[],
+        )
+        .ok("ukey verify");
+    }
+
+    // An RSA key asked for SM2: a clear refusal naming what it can do.
+    let ran = rig.ukey(
+        &["sign", "--token", "Signing", "--key", "rsa-key", "--alg", "sm2-sm3", "--in", message.to_str().unwrap()],
+        &[("UKEY_PIN", PIN)],
+    );
+    assert_ne!(ran.code, Some(0));
+    assert!(ran.stderr.contains("not supported") && ran.stderr.contains("rsa-pkcs1-sha256"), "{}", ran.stderr);
+    // A wrong PIN signs nothing: exit 3, with the token's flags.
+    let ran = rig.ukey(
+        &["sign", "--token", "Signing", "--key", "ec-key", "--in", message.to_str().unwrap()],
+        &[("UKEY_PIN", "000000")],
+    );
+    assert_eq!(ran.code, Some(3), "{}", ran.stderr);
+    assert!(ran.stderr.contains("CKF_USER_PIN"), "{}", ran.stderr);
+}

@@ -105,7 +105,9 @@ export type AgentEvent =
   | { type: 'carrier.inserted'; token: Token }
   | { type: 'carrier.removed'; token: string }
   | { type: 'certs.changed'; token: string }
-  | { type: 'events.lagged'; missed: number };
+  | { type: 'events.lagged'; missed: number }
+  /** the page's origin was revoked: the subscription is over */
+  | { type: 'events.ended'; reason: string };
 export interface Hello {
   agent: 'ukey';
   version: string;

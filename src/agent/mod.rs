@@ -74,6 +74,9 @@ pub struct AgentOptions {
 /// transports listen and the status file is written (used by `--detach` and tests).
 pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> Result<(), Error> {
     let AgentOptions { settings, drivers, gate } = options;
+    // Handlers first: a SIGTERM that arrives while the agent starts (or right after it announced
+    // itself) must stop it cleanly, not kill it with the default action.
+    let mut stop_signals = StopSignals::install()?;
     raise_fd_limit(&settings);
     let dir = instance::runtime_dir(settings.runtime_dir.as_deref())?;
     let lock = InstanceLock::acquire(&dir)?;
@@ -140,7 +143,7 @@ pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> 
     );
     on_ready(&status);
 
-    wait_for_stop(&service).await?;
+    stop_signals.wait(&service).await;
     log::info!("ukey agent stopping");
     service.request_shutdown();
     carriers.stop();
@@ -175,16 +178,28 @@ fn unix_listener(lock: &InstanceLock, path: &PathBuf) -> Result<(UnixListener, b
     Ok((listener, false))
 }
 
-async fn wait_for_stop(service: &Service) -> Result<(), Error> {
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("installing the SIGTERM handler", e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing the SIGINT handler", e))?;
-    let mut shutdown = service.shutdown_signal();
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM received"),
-        _ = int.recv() => log::info!("SIGINT received"),
-        () = crate::agent::service::until_set(&mut shutdown) => {}
+/// SIGTERM and SIGINT, caught from the start of [`run`].
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<Self, Error> {
+        let term = signal(SignalKind::terminate()).map_err(|e| Error::io("installing the SIGTERM handler", e))?;
+        let int = signal(SignalKind::interrupt()).map_err(|e| Error::io("installing the SIGINT handler", e))?;
+        Ok(StopSignals { term, int })
     }
-    Ok(())
+
+    /// Waits for a signal or `agent.shutdown`.
+    async fn wait(&mut self, service: &Service) {
+        let mut shutdown = service.shutdown_signal();
+        tokio::select! {
+            _ = self.term.recv() => log::info!("SIGTERM received"),
+            _ = self.int.recv() => log::info!("SIGINT received"),
+            () = crate::agent::service::until_set(&mut shutdown) => {}
+        }
+    }
 }
 
 /// Lifts the soft open-files limit to the hard one (each WebSocket is a descriptor; the usual soft

@@ -1,5 +1,6 @@
 //! The optional PIN cache: off unless configured; per (client, carrier, key); each entry bounded by
-//! time and by number of uses; wiped when its carrier is removed and when the agent stops.
+//! time and by number of uses; wiped when its carrier is removed, when its origin is revoked and
+//! when the agent stops.
 //!
 //! Keys that demand a PIN for every signature (`always_authenticate`) are never cached.
 
@@ -88,6 +89,14 @@ impl PinCache {
         }
     }
 
+    /// Wipes every PIN cached for a client (its origin was revoked: pairing it again must not find
+    /// a PIN waiting).
+    pub fn wipe_client(&self, client: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|k, _| k.client != client);
+        }
+    }
+
     /// Wipes everything.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {
@@ -120,6 +129,16 @@ mod tests {
         assert!(c.take(&key("a")).is_some());
         assert!(c.take(&key("a")).is_some());
         assert!(c.take(&key("a")).is_none(), "uses exhausted");
+    }
+
+    #[test]
+    fn wiped_when_the_client_is_revoked() {
+        let c = PinCache::new(Some(PinCacheSettings { seconds: 60, uses: 5 }));
+        c.store(key("https://a.example"), &Pin::new("1234").unwrap());
+        c.store(key("https://b.example"), &Pin::new("1234").unwrap());
+        c.wipe_client("https://a.example");
+        assert!(c.take(&key("https://a.example")).is_none());
+        assert!(c.take(&key("https://b.example")).is_some(), "other clients keep theirs");
     }
 
     #[test]

@@ -138,8 +138,8 @@ pub struct Service {
     pub settings: AgentSettings,
     /// The carriers and their queues.
     pub carriers: Arc<Carriers>,
-    /// Paired origins.
-    pub origins: OriginStore,
+    /// Paired origins (shared with event subscriptions, which stop when their origin is revoked).
+    pub origins: Arc<OriginStore>,
     /// Policy and audit hook.
     pub gate: Arc<dyn Gate>,
     /// PIN and confirmation dialogs.
@@ -170,7 +170,7 @@ impl Service {
         Arc::new(Service {
             settings,
             carriers,
-            origins,
+            origins: Arc::new(origins),
             gate,
             consent,
             events: EventHub::new(),
@@ -377,10 +377,23 @@ impl Service {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut rx = self.events.subscribe();
         let outbox = session.outbox.clone();
+        let page_origin = session.origin().map(str::to_string);
+        let origins = Arc::clone(&self.origins);
         let task = tokio::spawn(async move {
             let mut missed: u64 = 0;
             loop {
                 let text = match rx.recv().await {
+                    // A page whose origin was revoked (`ukey origins revoke`) learns nothing more about
+                    // the carriers: its subscription ends with one last notice.
+                    Ok(_) if page_origin.as_deref().is_some_and(|o| origins.grants(o).is_empty()) => {
+                        let notice = json!({ "subscription": id, "event": { "type": "events.ended",
+                            "reason": "the origin is no longer paired; call `pair` again" } });
+                        if let Ok(t) = serde_json::to_string(&Notification::new("events.event", notice)) {
+                            let _ = outbox.try_send(t);
+                        }
+                        log::info!("event subscription {id} ended: its origin is no longer paired");
+                        break;
+                    }
                     Ok(event) => {
                         let params = json!({ "subscription": id, "event": &*event });
                         serde_json::to_string(&Notification::new("events.event", params))
@@ -451,6 +464,8 @@ impl Service {
         let canonical =
             crate::agent::webguard::WebOrigin::parse(&p.origin).map(|o| o.to_string()).unwrap_or(p.origin.clone());
         let revoked = self.origins.revoke(&canonical)?;
+        // Cache keys name a page by its origin (ClientIdentity::describe).
+        self.consent.cache.wipe_client(&canonical);
         if revoked {
             log::info!("origin {canonical} revoked");
         }

@@ -167,28 +167,46 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
     let session =
         service.open_session(Transport::WebSocket, ClientIdentity::Page { origin: origin.clone() }, tx.clone());
     let ping_every = (limits.idle_timeout() / 3).max(Duration::from_secs(1));
-    let writer = tokio::spawn(async move {
+    // A page that stops reading must not hold its connection (and the tasks answering it) forever:
+    // a send that cannot complete within the idle timeout ends the connection.
+    let send_timeout = limits.idle_timeout();
+    let reader_origin = origin.clone();
+    let mut writer = tokio::spawn(async move {
         let mut ping = tokio::time::interval(ping_every);
         ping.tick().await;
         loop {
-            tokio::select! {
+            let sent = tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(text) => if sink.send(Message::text(text)).await.is_err() { break },
+                    Some(text) => tokio::time::timeout(send_timeout, sink.send(Message::text(text))).await,
                     None => break,
                 },
                 frame = close_rx.recv() => {
-                    let _ = sink.send(Message::Close(frame)).await;
+                    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
                     break;
                 }
-                _ = ping.tick() => if sink.send(Message::Ping(Vec::new().into())).await.is_err() { break },
+                _ = ping.tick() => tokio::time::timeout(send_timeout, sink.send(Message::Ping(Vec::new().into()))).await,
+            };
+            match sent {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    log::warn!("closing a WebSocket from {reader_origin}: the page does not read its answers");
+                    // Dropping the half-sent sink closes the TCP connection; no close handshake.
+                    return;
+                }
             }
         }
-        let _ = sink.close().await;
+        let _ = tokio::time::timeout(send_timeout, sink.close()).await;
     });
+    let mut writer_done = false;
 
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight.max(1)));
     loop {
-        let next = match tokio::time::timeout(limits.idle_timeout(), stream.next()).await {
+        let next = tokio::select! {
+            _ = &mut writer => { writer_done = true; break; }
+            next = tokio::time::timeout(limits.idle_timeout(), stream.next()) => next,
+        };
+        let next = match next {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(_) => {
@@ -199,7 +217,11 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
         };
         match next {
             Ok(Message::Text(text)) => {
-                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+                let permit = tokio::select! {
+                    _ = &mut writer => { writer_done = true; break; }
+                    permit = Arc::clone(&in_flight).acquire_owned() => permit,
+                };
+                let Ok(permit) = permit else { break };
                 let greeted = session.greeted();
                 let (service, session, tx) = (Arc::clone(&service), Arc::clone(&session), tx.clone());
                 let work = async move {
@@ -236,5 +258,7 @@ async fn session(ws: WebSocketStream<TcpStream>, origin: String, service: Arc<Se
     drop(tx);
     drop(close_tx);
     drop(session);
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
 }

@@ -87,6 +87,9 @@ impl TestAgent {
             ("XDG_STATE_HOME".into(), d.join("state")),
             ("UKEY_SOFT_DIR".into(), d.join("soft")),
             ("HOME".into(), d.to_path_buf()),
+            // Only the soft driver: the agent under test must not pick up the machine's PKCS#11
+            // modules (SoftHSM is registered with p11-kit here) or PC/SC readers of other tests.
+            ("UKEY_DRIVERS".into(), PathBuf::from("soft")),
         ]
     }
 

@@ -93,7 +93,7 @@ impl Rig {
         std::fs::write(
             &self.config,
             format!(
-                "[soft]\nenabled = false\n\n[pkcs11]\np11kit = false\n\n[[pkcs11.modules]]\npath = \"{SOFTHSM}\"\n{extra}\n"
+                "drivers = [\"pkcs11\"]\n\n[soft]\nenabled = false\n\n[pkcs11]\np11kit = false\n\n[[pkcs11.modules]]\npath = \"{SOFTHSM}\"\n{extra}\n"
             ),
         )
         .unwrap();

@@ -54,7 +54,8 @@ fn parent() {
     let tokens = dir.path().join("tokens");
     std::fs::create_dir_all(&tokens).unwrap();
     let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\n", tokens.display())).unwrap();
+    std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\n", tokens.display()))
+        .unwrap();
     let status = Command::new("softhsm2-util")
         .args(["--init-token", "--free", "--label", "Bench", "--so-pin", "12345678", "--pin", PIN])
         .env("SOFTHSM2_CONF", &conf)
@@ -119,7 +120,10 @@ fn login_per_signature(c: &mut Criterion) {
     // kept_login left the application logged in through its driver; start this pair logged out.
     carrier.token().reset();
     let key = carrier
-        .generate_key(&KeyGenRequest { algorithm: KeyAlgorithm::P256, label: "per-signature".into(), id: None }, &user())
+        .generate_key(
+            &KeyGenRequest { algorithm: KeyAlgorithm::P256, label: "per-signature".into(), id: None },
+            &user(),
+        )
         .unwrap();
     let module = carrier.token().module().clone();
     let slot = carrier.token().slot();
