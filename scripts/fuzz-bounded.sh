@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Bounded fuzzing of every parser of untrusted bytes (fuzz/README.md lists them): builds the
-# cargo-fuzz targets once, then runs each for UKEY_FUZZ_SECONDS (default 25 s; 18 targets stay
+# cargo-fuzz targets once, then runs each for UKEY_FUZZ_SECONDS (default 25 s; 20 targets stay
 # under 10 minutes on 2 cores) from its committed seeds, into a throw-away corpus. Fails on any
 # crash, panic, assertion, timeout or out-of-memory, and prints the reproducer's path.
 #
-#   scripts/suites/60-fuzz.sh                     # every target, CI budget
-#   UKEY_FUZZ_SECONDS=600 scripts/suites/60-fuzz.sh tlv piv_card   # longer, chosen targets
+#   scripts/fuzz-bounded.sh                       # every target, CI budget
+#   UKEY_FUZZ_SECONDS=600 scripts/fuzz-bounded.sh tlv piv_card   # longer, chosen targets
 #
 # libFuzzer and AddressSanitizer need unstable compiler flags; RUSTC_BOOTSTRAP=1 lets the
 # installed stable toolchain accept them (a nightly toolchain works too: UKEY_FUZZ_TOOLCHAIN=nightly).
 set -euo pipefail
-cd "$(dirname "$0")/../../fuzz"
+cd "$(dirname "$0")/../fuzz"
 
 seconds=${UKEY_FUZZ_SECONDS:-25}
 toolchain=${UKEY_FUZZ_TOOLCHAIN:+"+$UKEY_FUZZ_TOOLCHAIN"}
