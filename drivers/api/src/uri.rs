@@ -301,12 +301,12 @@ mod tests {
 
     fn any_uri() -> impl Strategy<Value = Pkcs11Uri> {
         let opt = || proptest::option::of(any_text());
-        let names = proptest::string::string_regex("x-[a-z]{1,6}").expect("a valid regex");
+        let names = || proptest::string::string_regex("x-[a-z]{1,6}").expect("a valid regex");
         (
             (opt(), opt(), opt(), opt(), opt()),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
-            proptest::collection::vec((names.clone(), any_text()), 0..3),
-            proptest::collection::vec((names, any_text()), 0..3),
+            proptest::collection::vec((names(), any_text()), 0..3),
+            proptest::collection::vec((names(), any_text()), 0..3),
         )
             .prop_map(|((token, manufacturer, model, serial, object), id, other_path, query)| Pkcs11Uri {
                 token,
