@@ -4,5 +4,6 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod registry;
 pub mod resolve;

@@ -50,6 +50,7 @@ impl Registry {
         }
         registry.start("pkcs11", || Ok(Box::new(ukey_pkcs11::Pkcs11Driver::new(&config.file.pkcs11))));
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
+        registry.start("hid", || Ok(Box::new(ukey_hid::HidDriver::from_env())));
         registry.check_selection();
         registry
     }

@@ -51,6 +51,10 @@ struct SignArgs {
     digest: String,
     #[serde(default)]
     message: Option<String>,
+    /// Ask the holder for this signature even when the connection is logged in (a key that
+    /// always authenticates, or a PKCS#11 context-specific login).
+    #[serde(default)]
+    fresh: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +96,9 @@ struct DeleteArgs {
     #[serde(default)]
     label: Option<String>,
 }
+
+#[derive(Deserialize)]
+struct Empty {}
 
 #[derive(Deserialize)]
 struct RoleArgs {
@@ -165,6 +172,13 @@ impl Service {
                 let objects = slot.objects().await?;
                 let key_obj = objects.key_for(&key).cloned();
                 let cert = objects.certificate_for(&key).cloned();
+                // A connection that logged in (carrier.login) signs with its login, unless it
+                // asks for a fresh PIN or the key demands one for every signature.
+                let always = key_obj.as_ref().is_some_and(|k| k.always_authenticate);
+                let cred = match cred {
+                    None if !p.args.fresh && !always => session.login_for(&slot.info().id),
+                    other => other,
+                };
                 let u = Use {
                     operation: Operation::Sign,
                     slot: &slot,
@@ -256,6 +270,27 @@ impl Service {
                 let u = self.plain_use(&slot, Operation::VerifyPin, role);
                 self.with_forwarded(session, u, cred, move |c, cr| c.verify_pin(role, cr)).await?;
                 Ok(json!({ "verified": true }))
+            }
+            "carrier.login" => {
+                let p: Authed<Empty> = parse_params(params)?;
+                let (slot, cred) = self.authed(&p.token, p.pin, p.protected_path)?;
+                let mut u = self.plain_use(&slot, Operation::VerifyPin, PinRole::User);
+                u.detail =
+                    Some("to log in: the program may then sign with this carrier until it logs out or exits".into());
+                let working = self
+                    .with_forwarded(session, u, cred, move |c, cr| {
+                        c.verify_pin(PinRole::User, cr)?;
+                        Ok(cr.clone())
+                    })
+                    .await?;
+                session.remember_login(slot.info().id.clone(), working);
+                log::info!("{} logged in to {}", session.client.describe(), slot.info().id);
+                Ok(json!({ "logged_in": true }))
+            }
+            "carrier.logout" => {
+                let p: Token = parse_params(params)?;
+                let was = session.forget_login(&CarrierId::from_string(p.token));
+                Ok(json!({ "logged_out": was }))
             }
             "carrier.change_pin" => {
                 let p: Authed<ChangeArgs> = parse_params(params)?;

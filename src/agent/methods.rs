@@ -66,6 +66,8 @@ pub const METHODS: &[MethodSpec] = &[
     unix("carrier.read_data"),
     unix("carrier.delete_object"),
     unix("carrier.verify_pin"),
+    unix("carrier.login"),
+    unix("carrier.logout"),
     unix("carrier.change_pin"),
     unix("carrier.unblock_pin"),
     unix("carrier.initialize"),

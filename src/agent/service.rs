@@ -66,6 +66,10 @@ pub struct Session {
     outbox: mpsc::Sender<String>,
     subscriptions: Mutex<HashMap<u64, JoinHandle<()>>>,
     live: Arc<(AtomicUsize, Notify)>,
+    /// Carriers this connection logged in to (`carrier.login`), with the credential that worked:
+    /// the PKCS#11 module's login lasts as long as the program's connection, as a smart card's
+    /// login lasts as long as the program's session. Wiped on `carrier.logout` and on disconnect.
+    logins: Mutex<HashMap<ukey_api::CarrierId, ukey_api::Credential>>,
 }
 
 impl Session {
@@ -98,6 +102,23 @@ impl Session {
         }
         subs.insert(id, task);
         Ok(())
+    }
+
+    /// Remembers a login for this connection.
+    pub fn remember_login(&self, carrier: ukey_api::CarrierId, credential: ukey_api::Credential) {
+        if let Ok(mut l) = self.logins.lock() {
+            l.insert(carrier, credential);
+        }
+    }
+
+    /// Ends a login; true when there was one.
+    pub fn forget_login(&self, carrier: &ukey_api::CarrierId) -> bool {
+        self.logins.lock().map(|mut l| l.remove(carrier).is_some()).unwrap_or(false)
+    }
+
+    /// The credential of this connection's login to a carrier, if any.
+    pub fn login_for(&self, carrier: &ukey_api::CarrierId) -> Option<ukey_api::Credential> {
+        self.logins.lock().ok().and_then(|l| l.get(carrier).cloned())
     }
 
     fn unsubscribe(&self, id: u64) -> bool {
@@ -232,6 +253,7 @@ impl Service {
             outbox,
             subscriptions: Mutex::new(HashMap::new()),
             live: Arc::clone(&self.live_sessions),
+            logins: Mutex::new(HashMap::new()),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod cert_import;
 pub mod certs;
 pub mod context;
 pub mod csr;
+pub mod doctor;
 pub mod error;
 pub mod keygen;
 pub mod keys;
@@ -138,6 +139,9 @@ pub enum Command {
     /// Carrier models ukey knows: list, check catalog files, generate udev rules.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Check that carriers can work here (services, devices, modules, permissions, agent,
+    /// certificates) and say how to fix what is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl Command {
@@ -159,6 +163,7 @@ impl Command {
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
             Command::Catalog(c) => c.run(ctx),
+            Command::Doctor(c) => c.run(ctx),
         }
     }
 }

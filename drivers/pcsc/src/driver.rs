@@ -86,7 +86,9 @@ impl Driver for PcscDriver {
         };
         for reader in readers {
             match open_carrier(&self.ctx, &reader, &self.options) {
-                Ok(c) => carriers.push(Arc::new(c)),
+                // Keys ukey generates must stay visible to the next process: see
+                // `PivCarrier::with_placeholder_certificates`.
+                Ok(c) => carriers.push(Arc::new(c.with_placeholder_certificates())),
                 // An empty reader, or a card without PIV: nothing to list.
                 Err(Error::TokenRemoved | Error::NotSupported(_)) => {}
                 Err(e) => problems.push(DriverStatus {

@@ -311,10 +311,16 @@ fn key_bits(key: &PrivateKey) -> u32 {
     key.n().bit_width()
 }
 
-/// An SM2 signing key kept ready to sign (building one costs a scalar multiplication, as much as
-/// a signature), overwritten in place on drop because the `sm2` crate does not wipe it.
+/// An SM2 private key ready to sign digests (GM/T 0003.2 §6.1), boxed so its bytes stay in one
+/// place that drop overwrites (the `sm2` crate does not wipe its keys).
+///
+/// Besides the key it keeps `(1 + d)⁻¹ mod n`, which depends on the key only: computing it once
+/// here instead of per signature (as the `sm2` crate's signer does) leaves a signature with one
+/// fixed-base multiplication `[k]G` (precomputed tables), one field inversion for the affine x,
+/// and two scalar multiplications — the cost that decides the soft token's signing rate.
 struct Sm2Signer {
     key: Box<sm2::dsa::SigningKey>,
+    d_plus_1_inv: Box<sm2::Scalar>,
 }
 
 impl Sm2Signer {
@@ -322,20 +328,46 @@ impl Sm2Signer {
         // The distinguishing id only matters when the sm2 crate hashes a message itself; ukey
         // always signs a digest it prepared, so the id is irrelevant here.
         let key = sm2::dsa::SigningKey::new("", secret).map_err(|_| Error::Crypto("invalid SM2 private key".into()))?;
-        Ok(Sm2Signer { key: Box::new(key) })
+        let d: &sm2::Scalar = key.as_nonzero_scalar().as_ref();
+        // d = n - 1 is not a valid SM2 private key (GM/T 0003.1 §6.1: d ∈ [1, n-2]): 1 + d = 0.
+        let d_plus_1_inv = Option::<sm2::Scalar>::from((*d + sm2::Scalar::ONE).invert())
+            .ok_or_else(|| Error::Crypto("invalid SM2 private key (d = n - 1)".into()))?;
+        Ok(Sm2Signer { key: Box::new(key), d_plus_1_inv: Box::new(d_plus_1_inv) })
     }
 
+    /// Signs a 32-byte digest `e` = SM3(Z ‖ M) with a fresh random `k` from the operating
+    /// system (GM/T 0003.2 §6.1 A3–A7), retrying on the negligible-probability rejections.
     fn sign_prehash(&self, digest: &[u8]) -> Result<Vec<u8>> {
-        // The sm2 crate gives up (instead of retrying) when r = 0 or r + k = n, with negligible
-        // probability; fresh randomness makes a retry independent.
-        let mut last = None;
-        for _ in 0..4 {
-            match self.key.sign_prehash_with_rng(&mut SysRng, digest) {
-                Ok(sig) => return Ok(sig.to_bytes().to_vec()),
-                Err(e) => last = Some(e),
+        use sm2::elliptic_curve::Generate;
+        use sm2::elliptic_curve::bigint::Reduce;
+        use sm2::elliptic_curve::group::Group;
+        use sm2::elliptic_curve::point::AffineCoordinates;
+
+        let digest: [u8; 32] =
+            digest.try_into().map_err(|_| Error::Crypto(format!("an SM2 digest is 32 bytes, not {}", digest.len())))?;
+        let e = <sm2::Scalar as Reduce<sm2::FieldBytes>>::reduce(&sm2::FieldBytes::from(digest));
+        for _ in 0..8 {
+            let k = Zeroizing::new(
+                *sm2::NonZeroScalar::try_generate_from_rng(&mut SysRng)
+                    .map_err(|e| Error::Crypto(format!("the system random generator failed: {e}")))?
+                    .as_ref(),
+            );
+            let point = sm2::ProjectivePoint::mul_by_generator(&*k).to_affine();
+            let r = e + <sm2::Scalar as Reduce<sm2::FieldBytes>>::reduce(&point.x());
+            if bool::from(r.is_zero() | (r + *k).is_zero()) {
+                continue;
             }
+            // s = (1 + d)⁻¹ · (k − r·d) = (1 + d)⁻¹ · (k + r) − r
+            let s = *self.d_plus_1_inv * (*k + r) - r;
+            debug_assert_eq!(s, *self.d_plus_1_inv * (*k - r * self.key.as_nonzero_scalar().as_ref()));
+            if bool::from(s.is_zero()) {
+                continue;
+            }
+            let signature = sm2::dsa::Signature::from_scalars(r, s)
+                .map_err(|e| Error::Crypto(format!("SM2 signing failed: {e}")))?;
+            return Ok(signature.to_bytes().to_vec());
         }
-        Err(Error::Crypto(format!("SM2 signing failed: {}", last.map(|e| e.to_string()).unwrap_or_default())))
+        Err(Error::Crypto("SM2 signing failed: the random generator kept giving rejected nonces".into()))
     }
 }
 
@@ -348,6 +380,8 @@ impl Drop for Sm2Signer {
             *self.key = wiped;
             std::hint::black_box(&*self.key);
         }
+        zeroize::Zeroize::zeroize(&mut *self.d_plus_1_inv);
+        std::hint::black_box(&*self.d_plus_1_inv);
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use ukey_api::carrier::{
     Capabilities, Carrier, CertificateImport, Credential, DataObjectWrite, InitRequest, KeyGenRequest,
 };
+use ukey_api::crypto::{CarrierKeySigner, CertificateOptions, parse_name, self_signed};
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{
     CarrierId, CarrierInfo, CarrierKind, CertificateInfo, CertificateObject, DataObjectInfo, Error, InputForm,
@@ -58,6 +59,9 @@ pub struct PivCarrier {
     info: CarrierInfo,
     options: PivOptions,
     session: Mutex<Session>,
+    /// Store a self-signed certificate beside every key generated (see
+    /// [`PivCarrier::with_placeholder_certificates`]).
+    placeholder_certificates: bool,
 }
 
 /// The mechanisms a PIV key of this algorithm makes (all from a host-computed digest).
@@ -124,7 +128,37 @@ impl PivCarrier {
             initialized: chuid.is_some(),
         };
         let pin_ref = if policy == PinPolicy::GlobalPin { REF_GLOBAL_PIN } else { REF_PIN };
-        Ok(PivCarrier { info, options, session: Mutex::new(Session { transport, pin_ref, known: BTreeMap::new() }) })
+        Ok(PivCarrier {
+            info,
+            options,
+            session: Mutex::new(Session { transport, pin_ref, known: BTreeMap::new() }),
+            placeholder_certificates: false,
+        })
+    }
+
+    /// Makes [`Carrier::generate_key`] store a self-signed certificate (subject `CN=` the key's
+    /// label) in the new key's slot. A PIV card gives no way to read a public key back, so
+    /// without a certificate a generated key is invisible to every later process, to OpenSC and
+    /// to other middleware: `ukey keygen` followed by `ukey csr` would find no key. Importing the
+    /// real certificate replaces the placeholder. Drivers serving the CLI and the agent turn it
+    /// on; tests that script every APDU leave it off.
+    pub fn with_placeholder_certificates(mut self) -> Self {
+        self.placeholder_certificates = true;
+        self
+    }
+
+    /// Stores the placeholder certificate of a freshly generated key; returns its fingerprint.
+    fn store_placeholder_certificate(&self, key: &KeyObject, label: &str, auth: &Credential) -> Result<String> {
+        let spki = key.public_key.clone().ok_or_else(|| Error::Device("the card returned no public key".into()))?;
+        let signer = CarrierKeySigner::new(self, key.id.clone(), spki, auth)?;
+        let subject = match parse_name(&format!("CN={}", label.trim())) {
+            Ok(name) if !label.trim().is_empty() => name,
+            _ => parse_name(&format!("CN={}", key.label.replace(',', " ")))?,
+        };
+        let der = self_signed(&signer, &subject, &CertificateOptions::default())?;
+        let stored =
+            self.import_certificate(&CertificateImport { der, label: None, id: Some(key.id.clone()) }, auth)?;
+        Ok(stored.info.sha256_fingerprint)
     }
 
     /// Lets a driver fill in what it knows beyond the card (catalog entry, manufacturer).
@@ -306,6 +340,62 @@ impl PivCarrier {
     }
 }
 
+impl PivCarrier {
+    /// GENERATE ASYMMETRIC KEY PAIR in the named (or first free) slot, authorised by the PIN and
+    /// the management key.
+    fn generate_key_only(&self, request: &KeyGenRequest, auth: &Credential) -> Result<KeyObject> {
+        let alg_id = algorithm_id(request.algorithm)?;
+        let pin = pin_of(auth, PinRole::User)?;
+        let named = request.id.as_ref().map(|id| Slot::from_id(&id.0)).transpose()?;
+        let mgmt = self.management_key()?;
+        self.run(|piv, state| {
+            // The holder's PIN authorises the change; the management key lets the card accept it.
+            piv.verify(state.pin_ref, pin)?;
+            let result = (|| {
+                let slot = match named {
+                    Some(slot) => slot,
+                    None => {
+                        let mut free = None;
+                        for slot in Slot::PRIMARY {
+                            if piv.read_certificate(slot)?.is_none() && !state.known.contains_key(&slot) {
+                                free = Some(slot);
+                                break;
+                            }
+                        }
+                        free.ok_or_else(|| {
+                            Error::InvalidInput(
+                                "every PIV slot (9a, 9c, 9d, 9e) holds a key; name the one to overwrite with its id"
+                                    .into(),
+                            )
+                        })?
+                    }
+                };
+                piv.authenticate_management(&mgmt)?;
+                let (algorithm, spki) = piv.generate(slot, alg_id)?;
+                // The old certificate no longer matches the new key: remove it.
+                if named.is_some() && piv.read_certificate(slot)?.is_some() {
+                    log::info!("removing the certificate of the key replaced in slot {slot}");
+                    piv.delete_certificate(slot)?;
+                }
+                state.known.insert(slot, KnownKey { algorithm, spki: spki.clone() });
+                Ok(KeyObject {
+                    id: ObjectId(vec![slot.reference()]),
+                    label: slot.label(),
+                    algorithm,
+                    public_key: Some(spki),
+                    always_authenticate: slot.always_authenticate(),
+                    mechanisms: mechanisms_for(algorithm),
+                    certificate: None,
+                })
+            })();
+            if !matches!(result, Err(Error::TokenRemoved)) {
+                piv.logout(state.pin_ref)?;
+            }
+            result
+        })
+    }
+}
+
 fn algorithm_bits(a: KeyAlgorithm) -> usize {
     match a {
         KeyAlgorithm::Rsa { bits } => bits as usize,
@@ -364,57 +454,16 @@ impl Carrier for PivCarrier {
     }
 
     fn generate_key(&self, request: &KeyGenRequest, auth: &Credential) -> Result<KeyObject> {
-        let alg_id = algorithm_id(request.algorithm)?;
-        let pin = pin_of(auth, PinRole::User)?;
-        let named = request.id.as_ref().map(|id| Slot::from_id(&id.0)).transpose()?;
-        let mgmt = self.management_key()?;
-        self.run(|piv, state| {
-            // The holder's PIN authorises the change; the management key lets the card accept it.
-            piv.verify(state.pin_ref, pin)?;
-            let result = (|| {
-                let slot = match named {
-                    Some(slot) => slot,
-                    None => {
-                        let mut free = None;
-                        for slot in Slot::PRIMARY {
-                            if piv.read_certificate(slot)?.is_none() && !state.known.contains_key(&slot) {
-                                free = Some(slot);
-                                break;
-                            }
-                        }
-                        free.ok_or_else(|| {
-                            Error::InvalidInput(
-                                "every PIV slot (9a, 9c, 9d, 9e) holds a key; name the one to overwrite with its id"
-                                    .into(),
-                            )
-                        })?
-                    }
-                };
-                piv.authenticate_management(&mgmt)?;
-                let (algorithm, spki) = piv.generate(slot, alg_id)?;
-                // The old certificate no longer matches the new key: remove it.
-                if named.is_some() && piv.read_certificate(slot)?.is_some() {
-                    log::info!("removing the certificate of the key replaced in slot {slot}");
-                    piv.delete_certificate(slot)?;
-                }
-                state.known.insert(slot, KnownKey { algorithm, spki: spki.clone() });
-                Ok(KeyObject {
-                    id: ObjectId(vec![slot.reference()]),
-                    label: slot.label(),
-                    algorithm,
-                    public_key: Some(spki),
-                    always_authenticate: slot.always_authenticate(),
-                    mechanisms: mechanisms_for(algorithm),
-                    certificate: None,
-                })
-            })();
-            if !matches!(result, Err(Error::TokenRemoved)) {
-                piv.logout(state.pin_ref)?;
+        let mut key = self.generate_key_only(request, auth)?;
+        if self.placeholder_certificates {
+            match self.store_placeholder_certificate(&key, &request.label, auth) {
+                Ok(fingerprint) => key.certificate = Some(fingerprint),
+                // The key exists and this process knows it; only later processes will not.
+                Err(e) => log::warn!("no placeholder certificate stored for the key in slot {}: {e}", key.id),
             }
-            result
-        })
+        }
+        Ok(key)
     }
-
     fn import_certificate(&self, request: &CertificateImport, auth: &Credential) -> Result<CertificateObject> {
         let info = CertificateInfo::parse(&request.der)?;
         let algorithm = info
