@@ -2,8 +2,10 @@
 //! drivers under `drivers/`.
 
 pub mod agent;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod policy;
 pub mod registry;
 pub mod resolve;

@@ -142,6 +142,22 @@ impl Registry {
     pub fn failed(&self) -> &[DriverProblem] {
         &self.failed
     }
+
+    /// Puts every driver behind the custody gate: the CLI's direct carrier path (issue 6). The
+    /// agent keeps its drivers ungated; it gates each use itself. `show_notices`: print each
+    /// use's notices (personal mode, development mode) on stderr (human mode only).
+    pub fn gated(self, gate: Arc<dyn crate::agent::gate::Gate>, show_notices: bool) -> Self {
+        let drivers = self
+            .drivers
+            .into_iter()
+            .map(|(name, d)| {
+                let wrapped: Box<dyn Driver> =
+                    Box::new(crate::policy::gated::GatedDriver::new(d, Arc::clone(&gate), show_notices));
+                (name, wrapped)
+            })
+            .collect();
+        Registry { drivers, ..self }
+    }
 }
 
 /// The built-in software token store in the configured directory.

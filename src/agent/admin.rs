@@ -11,9 +11,9 @@ use ukey_api::{CarrierId, Credential, Error, InitRequest, Pin, PinRole};
 
 use crate::agent::carriers::CarrierSlot;
 use crate::agent::consent::Purpose;
-use crate::agent::credentials::{Use, supplied_pin};
+use crate::agent::credentials::{Use, settle, supplied_pin};
 use crate::agent::error::{AgentError, AgentResult};
-use crate::agent::gate::{Operation, Outcome};
+use crate::agent::gate::Operation;
 use crate::agent::service::{Service, Session, parse_params};
 
 #[derive(Deserialize)]
@@ -90,17 +90,9 @@ impl Service {
         work: impl Future<Output = AgentResult<T>>,
     ) -> AgentResult<T> {
         let ctx = self.use_context(session, u);
-        if let Err(denied) = self.gate.authorize(&ctx) {
-            self.gate.record(&ctx, &Outcome::Refused { reason: denied.0.clone() });
-            return Err(AgentError::PolicyDenied(denied.0));
-        }
+        let permit = self.permit(&ctx, u.slot).await?;
         let result = work.await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Done,
-            Err(e) => Outcome::Failed { kind: e.kind().to_string() },
-        };
-        self.gate.record(&ctx, &outcome);
-        result
+        settle(permit, result)
     }
 
     /// `pin.change`

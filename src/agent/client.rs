@@ -92,7 +92,8 @@ impl From<ClientError> for ukey_api::Error {
             "Cancelled" => Error::Cancelled,
             "Timeout" => Error::Timeout(message),
             "InvalidInput" | "InvalidParams" => Error::InvalidInput(message),
-            "PermissionDenied" | "Forbidden" | "PolicyDenied" => Error::PermissionDenied(message),
+            "PolicyDenied" => Error::Refused(message),
+            "PermissionDenied" | "Forbidden" => Error::PermissionDenied(message),
             "Crypto" => Error::Crypto(message),
             _ => Error::Device(message),
         }

@@ -13,7 +13,7 @@ use ukey_api::{Carrier, CertificateObject, Credential, Error, HashAlg, KeyObject
 use crate::agent::carriers::CarrierSlot;
 use crate::agent::consent::Purpose;
 use crate::agent::error::{AgentError, AgentResult};
-use crate::agent::gate::{Operation, Outcome, UseContext};
+use crate::agent::gate::{Operation, Outcome, Permit, UseContext};
 use crate::agent::pincache::CacheKey;
 use crate::agent::service::{Service, Session};
 use crate::agent::views::parse_handle;
@@ -110,6 +110,7 @@ impl Service {
             login: self.login.clone(),
             client: session.client.clone(),
             carrier: u.slot.info().id.clone(),
+            info: u.slot.info().clone(),
             certificate: u
                 .cert
                 .map(|c| c.info.sha256_fingerprint.clone())
@@ -127,17 +128,40 @@ impl Service {
         F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
     {
         let ctx = self.use_context(session, &u);
-        if let Err(denied) = self.gate.authorize(&ctx) {
-            self.gate.record(&ctx, &Outcome::Refused { reason: denied.0.clone() });
-            return Err(AgentError::PolicyDenied(denied.0));
-        }
+        let permit = self.permit(&ctx, u.slot).await?;
         let result = self.credential_loop(session, &u, op).await;
-        let outcome = match &result {
-            Ok(_) => Outcome::Done,
-            Err(e) => Outcome::Failed { kind: e.kind().to_string() },
-        };
-        self.gate.record(&ctx, &outcome);
-        result
+        settle(permit, result)
+    }
+
+    /// Asks the gate for a permit, first letting it read what it needs from the carrier (its
+    /// custody tag) when it says so. A refusal is put on record and becomes `PolicyDenied`.
+    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<Permit> {
+        if self.gate.needs_examination(slot.info()) {
+            let gate = Arc::clone(&self.gate);
+            if let Err(e) = slot
+                .run(move |c| {
+                    gate.examine(c);
+                    Ok(())
+                })
+                .await
+            {
+                log::debug!("the custody tag of {} was not read: {e}", slot.info().id);
+            }
+        }
+        match self.gate.authorize(ctx) {
+            Ok(permit) => {
+                for notice in &permit.notices {
+                    log::warn!("{} on {}: {notice}", ctx.operation.describe(), ctx.carrier);
+                }
+                Ok(permit)
+            }
+            Err(denied) => {
+                if let Err(e) = self.gate.record(ctx, &Outcome::Refused { reason: denied.0.clone() }) {
+                    log::error!("a refusal could not be put on record: {e}");
+                }
+                Err(AgentError::PolicyDenied(denied.0))
+            }
+        }
     }
 
     /// The credential part of [`Service::with_credential`], for operations that ask the gate
@@ -229,6 +253,19 @@ impl Service {
         }
         Err(last.into())
     }
+}
+
+/// Records the outcome of a permitted use. A result whose outcome cannot be put on record is
+/// withheld (fail closed): the client gets `PolicyDenied` saying why, never the signature.
+pub(crate) fn settle<T>(permit: Permit, result: AgentResult<T>) -> AgentResult<T> {
+    let outcome = match &result {
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Failed { kind: e.kind().to_string() },
+    };
+    permit.finish(&outcome).map_err(|d| {
+        AgentError::PolicyDenied(format!("the use could not be put on record, so its result is withheld: {d}"))
+    })?;
+    result
 }
 
 /// "Wrong PIN. 2 tries left before the PIN locks."

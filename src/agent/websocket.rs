@@ -83,6 +83,14 @@ pub async fn serve(
 }
 
 async fn connection(mut stream: TcpStream, port: u16, rules: &OriginRules, service: Arc<Service>, has_slot: bool) {
+    // Issue 6: only this account's programs may talk to this account's agent (another user's
+    // browser on a shared machine is refused before anything is read).
+    let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else { return };
+    if let Err(why) = crate::policy::peer::check_same_account(peer, local, service.uid) {
+        log::warn!("refused a connection on port {port}: {why}");
+        let _ = Reply::text(403, why).send(&mut stream).await;
+        return;
+    }
     let limits = &service.settings.limits;
     let (head, rest) = match tokio::time::timeout(limits.handshake_timeout(), http::read_head(&mut stream)).await {
         Ok(Ok(h)) => h,

@@ -12,7 +12,6 @@ use serde_json::json;
 use ukey_api::{Driver, Error};
 
 use crate::agent::client::AgentClient;
-use crate::agent::gate::PersonalGate;
 use crate::agent::instance;
 use crate::agent::settings::{AgentSettings, PinCacheSettings};
 use crate::agent::{AgentOptions, run};
@@ -151,7 +150,14 @@ pub fn run_foreground(settings: AgentSettings, drivers: Vec<Arc<dyn Driver>>) ->
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the agent runtime", e))?;
-    let options = AgentOptions { settings, drivers, gate: Arc::new(PersonalGate) };
+    let gate = crate::policy::gate::CustodyGate::from_env()?;
+    log::info!(
+        "custody policy: {} (system directory {}); audit log {}",
+        gate.policy().label(),
+        gate.paths().root.display(),
+        gate.audit().dir().display()
+    );
+    let options = AgentOptions { settings, drivers, gate: Arc::new(gate) };
     runtime.block_on(run(options, |status| {
         let mut line =
             format!("ukey agent {} (pid {}) listening on {}", status.version, status.pid, status.socket.display());

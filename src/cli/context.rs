@@ -32,11 +32,13 @@ impl Context {
     }
 
     /// The drivers, started on first use: the running agent's carriers when an agent runs (so
-    /// its custody policy and audit apply; `UKEY_NO_AGENT=1` opts out), else the local drivers.
+    /// its custody policy and audit apply; `UKEY_NO_AGENT=1` opts out), else the local drivers
+    /// behind this process's own custody gate (issue 6): the direct path sidesteps nothing.
     pub fn registry(&self) -> &Registry {
         self.registry.get_or_init(|| {
-            crate::agent::remote::registry_through_agent(self.config.file.agent.runtime_dir.as_deref())
-                .unwrap_or_else(|| Registry::from_config(&self.config))
+            crate::agent::remote::registry_through_agent(self.config.file.agent.runtime_dir.as_deref()).unwrap_or_else(
+                || Registry::from_config(&self.config).gated(crate::policy::gate::cli_gate(), !self.out.json),
+            )
         })
     }
 

@@ -7,7 +7,9 @@
 //! | 2    | usage: the command line is wrong (unknown flag or value, missing input) |
 //! | 3    | PIN: wrong, locked, must change, rejected, or no way to ask for it      |
 //! | 4    | not found or ambiguous: no such token, key or certificate, or several   |
-//! | 5    | `ukey verify`: the signature does not verify                            |
+//! | 5    | `ukey verify`: the signature does not verify; `ukey audit verify`: the  |
+//! |      | audit chain is broken                                                   |
+//! | 6    | refused by the custody policy (or because the use could not be audited)|
 
 use std::process::ExitCode;
 
@@ -28,6 +30,8 @@ pub const EXIT_PIN: u8 = 3;
 pub const EXIT_NOT_FOUND: u8 = 4;
 /// Exit code: a signature does not verify.
 pub const EXIT_BAD_SIGNATURE: u8 = 5;
+/// Exit code: the custody policy refused the use, or it could not be put on record.
+pub const EXIT_REFUSED: u8 = 6;
 
 /// Everything a command can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,15 @@ pub enum CliError {
     /// A signature was checked and is not valid.
     #[error("signature does NOT verify: {0}")]
     BadSignature(String),
+
+    /// The custody policy refused the use (the message names the holder and the reason), or
+    /// the audit log could not record it.
+    #[error("{0}")]
+    Refused(String),
+
+    /// `ukey audit verify` found the chain broken; the findings were printed.
+    #[error("the audit log does NOT verify: {0}")]
+    AuditBroken(String),
 }
 
 impl CliError {
@@ -76,6 +89,8 @@ impl CliError {
             CliError::PinUnavailable { .. } => "PinUnavailable",
             CliError::PinMismatch(_) => "PinMismatch",
             CliError::BadSignature(_) => "BadSignature",
+            CliError::Refused(_) => "PolicyDenied",
+            CliError::AuditBroken(_) => "AuditBroken",
         }
     }
 
@@ -89,12 +104,14 @@ impl CliError {
                 | Error::PinRejected(_)
                 | Error::LoginRequired(_) => EXIT_PIN,
                 Error::NotFound(_) | Error::Ambiguous { .. } => EXIT_NOT_FOUND,
+                Error::Refused(_) => EXIT_REFUSED,
                 _ => EXIT_ERROR,
             },
             CliError::Config(_) => EXIT_ERROR,
             CliError::Usage(_) => EXIT_USAGE,
             CliError::PinUnavailable { .. } | CliError::PinMismatch(_) => EXIT_PIN,
-            CliError::BadSignature(_) => EXIT_BAD_SIGNATURE,
+            CliError::BadSignature(_) | CliError::AuditBroken(_) => EXIT_BAD_SIGNATURE,
+            CliError::Refused(_) => EXIT_REFUSED,
         }
     }
 

@@ -6,13 +6,16 @@
 
 pub mod agent;
 pub mod agent_install;
+pub mod audit;
 pub mod catalog;
 pub mod cert_import;
 pub mod certs;
+pub mod compliance;
 pub mod context;
 pub mod csr;
 pub mod doctor;
 pub mod error;
+pub mod helpdesk;
 pub mod keygen;
 pub mod keys;
 pub mod logging;
@@ -52,7 +55,8 @@ pub trait Run {
 /// UKEY_NEW_PIN environment variables — never from a plain argument.
 ///
 /// Exit codes: 0 ok, 1 error, 2 usage, 3 PIN problem (wrong, locked, missing), 4 not found or
-/// ambiguous, 5 signature does not verify.
+/// ambiguous, 5 signature (or `ukey audit verify`: the audit chain) does not verify, 6 refused by
+/// the custody policy.
 #[derive(Debug, Parser)]
 #[command(name = "ukey", version, about, long_about, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
@@ -139,6 +143,15 @@ pub enum Command {
     /// Carrier models ukey knows: list, check catalog files, generate udev rules.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Show the audit log, verify its chain, take an anchor.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Helpdesk: register carriers to holders, suspend, revoke, unblock, reset, custody tags.
+    #[command(subcommand)]
+    Helpdesk(helpdesk::HelpdeskCommand),
+    /// Compliance with Article 13: each requirement next to the evidence on this machine.
+    #[command(subcommand)]
+    Compliance(compliance::ComplianceCommand),
     /// Check that carriers can work here (services, devices, modules, permissions, agent,
     /// certificates) and say how to fix what is wrong.
     Doctor(doctor::DoctorArgs),
@@ -163,6 +176,9 @@ impl Command {
             Command::Agent(c) => c.run(ctx),
             Command::Origins(c) => c.run(ctx),
             Command::Catalog(c) => c.run(ctx),
+            Command::Audit(c) => c.run(ctx),
+            Command::Helpdesk(c) => c.run(ctx),
+            Command::Compliance(c) => c.run(ctx),
             Command::Doctor(c) => c.run(ctx),
         }
     }

@@ -47,6 +47,9 @@ pub struct TestAgent {
     pub dialogs: PathBuf,
     log: Arc<Mutex<String>>,
     extra: Vec<String>,
+    /// Extra environment for the agent and every `ukey` command of the test (e.g. the custody
+    /// tests' `UKEY_SYSTEM_DIR`).
+    pub extra_env: Vec<(String, PathBuf)>,
 }
 
 impl TestAgent {
@@ -58,6 +61,11 @@ impl TestAgent {
 
     /// Starts an agent in an existing directory layout (for restarts).
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        Self::start_in_env(dir, extra, &[])
+    }
+
+    /// Starts an agent in an existing directory layout with extra environment variables.
+    pub fn start_in_env(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &Path)]) -> Self {
         let script = dir.path().join("pinentry-script");
         let dialogs = dir.path().join("pinentry-log.jsonl");
         if !script.exists() {
@@ -72,6 +80,7 @@ impl TestAgent {
             dialogs,
             log: Arc::new(Mutex::new(String::new())),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra_env: env.iter().map(|(k, v)| (k.to_string(), v.to_path_buf())).collect(),
         };
         agent.spawn();
         agent
@@ -80,7 +89,7 @@ impl TestAgent {
     /// The environment every ukey process of this test gets.
     pub fn envs(&self) -> Vec<(String, PathBuf)> {
         let d = self.dir.path();
-        vec![
+        let mut envs: Vec<(String, PathBuf)> = vec![
             ("XDG_RUNTIME_DIR".into(), d.join("run")),
             ("XDG_DATA_HOME".into(), d.join("data")),
             ("XDG_CONFIG_HOME".into(), d.join("config")),
@@ -90,7 +99,9 @@ impl TestAgent {
             // Only the soft driver: the agent under test must not pick up the machine's PKCS#11
             // modules (SoftHSM is registered with p11-kit here) or PC/SC readers of other tests.
             ("UKEY_DRIVERS".into(), PathBuf::from("soft")),
-        ]
+        ];
+        envs.extend(self.extra_env.iter().cloned());
+        envs
     }
 
     /// A `ukey` command with this agent's environment.

@@ -117,6 +117,12 @@ pub enum Error {
     /// A cryptographic check or operation failed (bad signature, malformed key).
     #[error("cryptographic error: {0}")]
     Crypto(String),
+
+    /// The custody policy refused the use (the message names the carrier's holder and the
+    /// reason), or the use could not be put on record in the audit log. Raised by the `ukey`
+    /// crate's gate around carriers, never by a driver.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {
@@ -142,6 +148,7 @@ impl Error {
             Error::Io { .. } => "Io",
             Error::Device(_) => "Device",
             Error::Crypto(_) => "Crypto",
+            Error::Refused(_) => "PolicyDenied",
         }
     }
 

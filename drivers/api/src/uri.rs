@@ -175,7 +175,7 @@ fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<()> {
 impl fmt::Display for Pkcs11Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
-        let mut push = |name: &str, bytes: &[u8]| parts.push(format!("{name}={}", percent_encode(bytes)));
+        let mut push = |name: &str, bytes: &[u8]| parts.push(format!("{name}={}", percent_encode(bytes, false)));
         for (name, value) in [
             ("token", &self.token),
             ("manufacturer", &self.manufacturer),
@@ -201,7 +201,7 @@ impl fmt::Display for Pkcs11Uri {
         write!(f, "pkcs11:{}", parts.join(";"))?;
         if !self.query.is_empty() {
             let q: Vec<String> =
-                self.query.iter().map(|(n, v)| format!("{n}={}", percent_encode(v.as_bytes()))).collect();
+                self.query.iter().map(|(n, v)| format!("{n}={}", percent_encode(v.as_bytes(), true))).collect();
             write!(f, "?{}", q.join("&"))?;
         }
         Ok(())
@@ -209,11 +209,13 @@ impl fmt::Display for Pkcs11Uri {
 }
 
 /// RFC 7512 `pchar` minus the characters with meaning in the URI: unreserved characters and
-/// `:[]@!$'()*+,=&` stay; everything else (and every byte of an `id`) is `%XX`.
-fn percent_encode(bytes: &[u8]) -> String {
+/// `:[]@!$'()*+,` stay, and `&` too in the path (where only `;` separates attributes);
+/// everything else is `%XX`. In the query `&` separates attributes, so a value holding one is
+/// escaped, or it would read back as two attributes (found by the `pkcs11_uri` fuzz target).
+fn percent_encode(bytes: &[u8], in_query: bool) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
-        let keep = b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,&".contains(&b);
+        let keep = b.is_ascii_alphanumeric() || b"-._~:[]@!$'()*+,".contains(&b) || (b == b'&' && !in_query);
         if keep {
             out.push(b as char);
         } else {
@@ -229,8 +231,10 @@ fn percent_decode(s: &str) -> Result<Vec<u8>> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Exactly two hex digits: `u8::from_str_radix` alone would also take `+1`.
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| Error::InvalidInput(format!("bad percent escape in PKCS#11 URI value `{s}`")))?;
@@ -246,6 +250,8 @@ fn percent_decode(s: &str) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -268,6 +274,67 @@ mod tests {
         let text = "pkcs11:token=A%20B;serial=42;object=k%3B1;id=%01%02;type=private?module-path=/usr/lib/x.so";
         let uri = Pkcs11Uri::parse(text).unwrap();
         assert_eq!(Pkcs11Uri::parse(&uri.to_string()).unwrap(), uri);
+    }
+
+    #[test]
+    fn query_values_with_ampersands_round_trip() {
+        // Regression (pkcs11_uri fuzz target): `&` in a query value was printed bare and read
+        // back as the start of another query attribute.
+        let uri = Pkcs11Uri::parse("pkcs11:token=a&b?module-path=/opt/x%26y.so&pin-source=file:p").unwrap();
+        assert_eq!(uri.token.as_deref(), Some("a&b"));
+        assert_eq!(uri.query_value("module-path"), Some("/opt/x&y.so"));
+        let printed = uri.to_string();
+        assert_eq!(printed, "pkcs11:token=a&b?module-path=%2Fopt%2Fx%26y.so&pin-source=file:p");
+        assert_eq!(Pkcs11Uri::parse(&printed).unwrap(), uri);
+    }
+
+    #[test]
+    fn percent_escapes_are_two_hex_digits() {
+        assert!(Pkcs11Uri::parse("pkcs11:id=%+1").is_err());
+        assert!(Pkcs11Uri::parse("pkcs11:id=%1").is_err());
+        assert_eq!(Pkcs11Uri::parse("pkcs11:id=%0a%FF").unwrap().id, Some(ObjectId(vec![0x0A, 0xFF])));
+    }
+
+    fn any_text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[a-zA-Z0-9 %&;?=/:+é#-]{0,12}").expect("a valid regex")
+    }
+
+    fn any_uri() -> impl Strategy<Value = Pkcs11Uri> {
+        let opt = || proptest::option::of(any_text());
+        let names = || proptest::string::string_regex("x-[a-z]{1,6}").expect("a valid regex");
+        (
+            (opt(), opt(), opt(), opt(), opt()),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..12)),
+            proptest::collection::vec((names(), any_text()), 0..3),
+            proptest::collection::vec((names(), any_text()), 0..3),
+        )
+            .prop_map(|((token, manufacturer, model, serial, object), id, other_path, query)| Pkcs11Uri {
+                token,
+                manufacturer,
+                model,
+                serial,
+                object,
+                id: id.map(ObjectId),
+                object_type: None,
+                other_path,
+                query,
+            })
+    }
+
+    proptest! {
+        /// What ukey prints names the same objects when read back (RFC 7512 format ∘ parse).
+        #[test]
+        fn format_then_parse_is_identity(uri in any_uri()) {
+            let printed = uri.to_string();
+            prop_assert_eq!(Pkcs11Uri::parse(&printed).unwrap(), uri);
+        }
+
+        #[test]
+        fn parse_never_panics_and_reparses(text in "pkcs11:[a-z=;?&%0-9A-F]{0,40}") {
+            if let Ok(uri) = Pkcs11Uri::parse(&text) {
+                prop_assert_eq!(Pkcs11Uri::parse(&uri.to_string()).unwrap(), uri);
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,6 @@ pub use entry::{
     Application, Certification, Compliance, Entry, HidFraming, Interface, Layer, Modules, Origin, PinPolicy,
     Sm2Conventions, Sm2Input, UsbId,
 };
-pub use load::{MAX_FILE_SIZE, load, load_from_env, load_seed};
+pub use load::{MAX_FILE_SIZE, load, load_from_env, load_seed, load_text};
 pub use problem::{CatalogProblem, ProblemKind, Severity};
 pub use seed::seed_file_names;

@@ -58,6 +58,18 @@ pub fn load(dirs: &CatalogDirs) -> (Catalog, Vec<CatalogProblem>) {
     (catalog, problems)
 }
 
+/// One catalog file's text on its own, as if it were the only file of `layer` (no seed, no
+/// directories): lets a tool judge a file before installing it, and lets the fuzz targets reach
+/// the parser without touching the disk. Like [`load`], never fails: problems are returned.
+pub fn load_text(text: &str, file: &Path, layer: Layer) -> (Catalog, Vec<CatalogProblem>) {
+    let mut problems = Vec::new();
+    let (entries, mut found) = parse_file(text, file, layer);
+    problems.append(&mut found);
+    let entries = dedupe_layer(entries, &mut problems);
+    let catalog = Catalog::build(entries, vec![file.to_path_buf()], &mut problems);
+    (catalog, problems)
+}
+
 /// The seed catalog alone (what the committed udev rules are generated from).
 pub fn load_seed() -> (Catalog, Vec<CatalogProblem>) {
     load(&CatalogDirs::seed_only())

@@ -190,6 +190,8 @@ impl Response {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn hex(bytes: &[u8]) -> String {
@@ -264,6 +266,79 @@ mod tests {
         assert_eq!(r.sw, StatusWord::SUCCESS);
         assert!(Response::parse(&[0x90]).is_err());
         assert!(Response::parse(&[]).is_err());
+    }
+
+    /// The card's side of ISO 7816-4 §5.1: header, Lc and data, Le, in short or extended form.
+    fn decode(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>, Option<usize>)> {
+        let (header, body) = bytes.split_at_checked(4)?;
+        let short_le = |b: u8| if b == 0 { MAX_SHORT_LE } else { usize::from(b) };
+        let ext = |hi: u8, lo: u8| usize::from(u16::from_be_bytes([hi, lo]));
+        let ext_le = |hi: u8, lo: u8| if hi == 0 && lo == 0 { MAX_EXTENDED_LE } else { ext(hi, lo) };
+        let (data, le) = match body {
+            [] => (vec![], None),
+            [le] => (vec![], Some(short_le(*le))),
+            [0, hi, lo] => (vec![], Some(ext_le(*hi, *lo))),
+            [0, hi, lo, rest @ ..] if rest.len() == ext(*hi, *lo) => (rest.to_vec(), None),
+            [0, hi, lo, rest @ ..] if rest.len() == ext(*hi, *lo) + 2 => {
+                let (data, le) = rest.split_at(ext(*hi, *lo));
+                (data.to_vec(), Some(ext_le(le[0], le[1])))
+            }
+            [lc, rest @ ..] if rest.len() == usize::from(*lc) => (rest.to_vec(), None),
+            [lc, rest @ ..] if rest.len() == usize::from(*lc) + 1 => {
+                let (data, le) = rest.split_at(usize::from(*lc));
+                (data.to_vec(), Some(short_le(le[0])))
+            }
+            _ => return None,
+        };
+        Some((header.to_vec(), data, le))
+    }
+
+    proptest! {
+        /// Encoding, short or extended, decodes back to the same command (the `apdu` fuzz
+        /// target checks the same on arbitrary input).
+        #[test]
+        fn encode_then_decode_is_identity(
+            header in proptest::array::uniform4(any::<u8>()),
+            data in proptest::collection::vec(any::<u8>(), 0..400),
+            le in prop_oneof![
+                Just(Le::None),
+                Just(Le::Max),
+                (1usize..=MAX_EXTENDED_LE).prop_map(Le::Exact),
+            ],
+            extended in any::<bool>(),
+        ) {
+            let [cla, ins, p1, p2] = header;
+            let command = Command::new(cla, ins, p1, p2).with_data(data.clone()).with_le(le);
+            let Ok(encoded) = command.encode(extended) else {
+                prop_assert!(!extended && (data.len() > MAX_SHORT_LC || matches!(le, Le::Exact(n) if n > MAX_SHORT_LE)));
+                return Ok(());
+            };
+            let (got_header, got_data, got_le) = decode(&encoded).expect("an encoded APDU decodes");
+            prop_assert_eq!(got_header, header.to_vec());
+            prop_assert_eq!(got_data, data);
+            match le {
+                Le::None => prop_assert_eq!(got_le, None),
+                Le::Exact(n) => prop_assert_eq!(got_le, Some(n)),
+                Le::Max => prop_assert!(got_le == Some(MAX_SHORT_LE) || got_le == Some(MAX_EXTENDED_LE)),
+            }
+        }
+
+        /// Chaining keeps every data byte in order and puts Le on the last link only.
+        #[test]
+        fn chaining_keeps_data(data in proptest::collection::vec(any::<u8>(), 0..700), chunk in 0usize..300) {
+            let command = Command::new(0x00, 0xDB, 0x3F, 0xFF).with_data(data.clone()).with_le(Le::Max);
+            let links = command.chain(chunk);
+            let joined: Vec<u8> = links.iter().flat_map(|l| l.data.iter().copied()).collect();
+            prop_assert_eq!(joined, data);
+            let (last, rest) = links.split_last().expect("one link at least");
+            prop_assert_eq!(last.le, Le::Max);
+            prop_assert_eq!(last.cla, 0x00);
+            for link in rest {
+                prop_assert_eq!(link.le, Le::None);
+                prop_assert_eq!(link.cla, CLA_CHAINING);
+                prop_assert!(!link.data.is_empty() && link.data.len() <= chunk.max(1));
+            }
+        }
     }
 
     #[test]

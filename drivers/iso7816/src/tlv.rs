@@ -213,6 +213,27 @@ mod tests {
             let _ = parse_all(&data);
         }
 
+        /// Whatever parses re-encodes to elements that parse back the same (the `tlv` fuzz target
+        /// checks this on arbitrary input; here on inputs shaped like TLV).
+        #[test]
+        fn accepted_input_re_encodes(data in proptest::collection::vec(
+            (prop_oneof![Just(vec![0x53u8]), Just(vec![0x5F, 0xC1, 0x05]), proptest::collection::vec(any::<u8>(), 1..3)],
+             proptest::collection::vec(any::<u8>(), 0..140)), 0..4)) {
+            let mut bytes = Vec::new();
+            for (tag, value) in &data {
+                bytes.extend_from_slice(tag);
+                encode_len(value.len(), &mut bytes);
+                bytes.extend_from_slice(value);
+            }
+            if let Ok(all) = parse_all(&bytes) {
+                let mut again = Vec::new();
+                for t in &all {
+                    encode(t.tag, t.value, &mut again);
+                }
+                prop_assert_eq!(parse_all(&again).unwrap(), all);
+            }
+        }
+
         #[test]
         fn round_trips(tag in prop_oneof![0u32..=0x1E, 0x5F00u32..=0x5F7F, Just(0x5FC105u32)],
                        value in proptest::collection::vec(any::<u8>(), 0..600)) {
