@@ -112,12 +112,6 @@ pub fn load(path: &Path) -> Result<Arc<Module>, LoadError> {
     }
 }
 
-/// Modules that must be initialised without OS locking (and then get ukey's own serialisation):
-/// OpenSC's, whose C_Initialize can otherwise deadlock on its own card mutex.
-fn needs_app_serialisation(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("opensc-pkcs11"))
-}
-
 fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
     let ctx = Pkcs11::new(path).map_err(|e| match e {
         CkError::LibraryLoading(reason) => {
@@ -128,14 +122,8 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
         }
         other => LoadError::NotPkcs11 { path: path.to_path_buf(), reason: other.to_string() },
     })?;
-    // OpenSC's module can deadlock inside its own C_Initialize when given OS locking: binding a
-    // card there re-locks a card mutex it already holds (seen with a PIV card in vpcd; a
-    // non-recursive pthread mutex never returns). Without locking flags its mutex calls are
-    // no-ops, which is how pkcs11-tool runs it; ukey then serialises its calls to that module.
-    let no_os_locking = needs_app_serialisation(&canonical);
-    let flags = if no_os_locking { CInitializeFlags::empty() } else { CInitializeFlags::OS_LOCKING_OK };
-    let (owns_init, serialize_calls) = match ctx.initialize(CInitializeArgs::new(flags)) {
-        Ok(()) => (true, no_os_locking),
+    let (owns_init, serialize_calls) = match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) => (true, false),
         Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
             warn!("{}: already initialised by another part of this process; ukey will not finalise it", path.display());
             (false, false)
