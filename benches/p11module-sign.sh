@@ -77,18 +77,5 @@ for sig in sig.mod sig.direct; do
     openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/dgst" -sigfile "$tmp/$sig" >/dev/null
 done
 
-now() { date +%s%N; }
-: >"$tmp/mod.ns"
-: >"$tmp/direct.ns"
-for _ in $(seq "$N"); do
-    t0=$(now); run_module; t1=$(now); echo $((t1 - t0)) >>"$tmp/mod.ns"
-    t0=$(now); run_direct; t1=$(now); echo $((t1 - t0)) >>"$tmp/direct.ns"
-done
-
-stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f\n", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
-read -r mm ma mn mx < <(stats "$tmp/mod.ns")
-read -r dm da dn dx < <(stats "$tmp/direct.ns")
-printf '%-22s %10s %10s %10s %10s   (ms, %d runs each, interleaved)\n' path median mean min max "$N"
-printf '%-22s %10s %10s %10s %10s\n' "libukey_pkcs11 (agent)" "$mm" "$ma" "$mn" "$mx"
-printf '%-22s %10s %10s %10s %10s\n' "SoftHSM directly" "$dm" "$da" "$dn" "$dx"
-awk -v m="$mm" -v d="$dm" 'BEGIN {r=m/d; printf "ratio module/direct (medians): %.3f  (goal <= 1.5: %s)\n", r, (r<=1.5?"met":"not met")}'
+. benches/lib/interleave.sh   # (the script runs from the repository root)
+interleave_compare "$N" 1.5 "libukey_pkcs11 (agent)" run_module "SoftHSM directly" run_direct

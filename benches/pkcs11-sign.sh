@@ -65,18 +65,5 @@ for sig in sig.ukey sig.p11; do
     openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/dgst" -sigfile "$tmp/$sig" >/dev/null
 done
 
-now() { date +%s%N; }
-: >"$tmp/ukey.ns"
-: >"$tmp/p11.ns"
-for _ in $(seq "$N"); do
-    t0=$(now); run_ukey; t1=$(now); echo $((t1 - t0)) >>"$tmp/ukey.ns"
-    t0=$(now); run_p11; t1=$(now); echo $((t1 - t0)) >>"$tmp/p11.ns"
-done
-
-stats() { sort -n "$1" | awk '{v[NR]=$1; s+=$1} END {printf "%.2f %.2f %.2f %.2f\n", v[int((NR+1)/2)]/1e6, s/NR/1e6, v[1]/1e6, v[NR]/1e6}'; }
-read -r um ua un ux < <(stats "$tmp/ukey.ns")
-read -r pm pa pn px < <(stats "$tmp/p11.ns")
-printf '%-12s %10s %10s %10s %10s   (ms, %d runs each, interleaved)\n' tool median mean min max "$N"
-printf '%-12s %10s %10s %10s %10s\n' "ukey sign" "$um" "$ua" "$un" "$ux"
-printf '%-12s %10s %10s %10s %10s\n' "pkcs11-tool" "$pm" "$pa" "$pn" "$px"
-awk -v u="$um" -v p="$pm" 'BEGIN {r=u/p; printf "ratio ukey/pkcs11-tool (medians): %.3f  (goal <= 0.8: %s)\n", r, (r<=0.8?"met":"not met")}'
+. benches/lib/interleave.sh   # (the script runs from the repository root)
+interleave_compare "$N" 0.8 "ukey sign" run_ukey "pkcs11-tool" run_p11
