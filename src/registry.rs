@@ -5,11 +5,11 @@
 //! [`DriverProblem`] and skipped: it never hides the carriers of the other drivers. The same
 //! holds for a driver whose enumeration fails later.
 //!
-//! Adding a carrier family is one line in [`Registry::from_config`].
+//! Adding a carrier family is one line in `starters`.
 
 use std::sync::Arc;
 
-use ukey_api::{Carrier, Driver, DriverStatus, Error};
+use ukey_api::{Carrier, CarrierKind, Driver, DriverStatus, Error};
 
 use crate::config::Config;
 
@@ -45,14 +45,28 @@ impl Registry {
     /// Starts the drivers the configuration enables, one line per carrier family.
     pub fn from_config(config: &Config) -> Self {
         let mut registry = Registry { only: config.drivers.clone(), ..Registry::default() };
-        if config.soft_enabled {
-            registry.start("soft", || crate::registry::soft_driver(config));
+        for (name, _, start) in starters(config) {
+            registry.start(name, start);
         }
-        registry.start("pkcs11", || Ok(Box::new(pkcs11_driver(config))));
-        registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
-        registry.start("hid", || Ok(Box::new(ukey_hid::HidDriver::from_env())));
         registry.check_selection();
         registry
+    }
+
+    /// The drivers the configuration enables, each starting on its own thread (the agent: it
+    /// answers at once while a slow driver starts). Unknown names in the selection are logged.
+    pub fn start_in_background(config: &Config) -> Vec<Arc<crate::agent::background::BackgroundDriver>> {
+        let mut known = Vec::new();
+        let mut started = Vec::new();
+        for (name, kind, start) in starters(config) {
+            known.push(name);
+            if selects(config, name) {
+                started.push(crate::agent::background::BackgroundDriver::spawn(name, kind, start));
+            }
+        }
+        for name in config.drivers.iter().flatten().filter(|n| !known.contains(&n.as_str())) {
+            log::warn!("no driver is called `{name}`; known drivers: {}", known.join(", "));
+        }
+        started
     }
 
     /// Starts one driver (unless the configuration leaves it out), recording a failure instead
@@ -158,6 +172,27 @@ impl Registry {
             .collect();
         Registry { drivers, ..self }
     }
+}
+
+/// How to start one driver, on any thread.
+type Starter = Box<dyn FnOnce() -> Result<Box<dyn Driver>, Error> + Send>;
+
+/// Every driver ukey has, in start order, one line per carrier family: name, family, starter.
+fn starters(config: &Config) -> Vec<(&'static str, CarrierKind, Starter)> {
+    let mut list: Vec<(&'static str, CarrierKind, Starter)> = Vec::new();
+    if config.soft_enabled {
+        let c = config.clone();
+        list.push(("soft", CarrierKind::Soft, Box::new(move || soft_driver(&c))));
+    }
+    let c = config.clone();
+    list.push(("pkcs11", CarrierKind::Pkcs11, Box::new(move || Ok(Box::new(pkcs11_driver(&c)) as Box<dyn Driver>))));
+    list.push((
+        "pcsc",
+        CarrierKind::Pcsc,
+        Box::new(|| Ok(Box::new(ukey_pcsc::PcscDriver::default()) as Box<dyn Driver>)),
+    ));
+    list.push(("hid", CarrierKind::Hid, Box::new(|| Ok(Box::new(ukey_hid::HidDriver::from_env()) as Box<dyn Driver>))));
+    list
 }
 
 /// True when the configuration starts the driver called `name` (no `drivers` list: all).

@@ -15,6 +15,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use ukey_api::{Carrier, CarrierEvent, CarrierId, CarrierInfo, Driver, Error, ObjectList, Watch};
 
+use crate::agent::background::{BackgroundDriver, DriverReport};
+
 /// How long a cached object list is trusted without a change event (another program may write
 /// to a PKCS#11 token without the driver noticing).
 const OBJECT_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -138,7 +140,7 @@ impl Drop for WaitGuard<'_> {
 
 /// Every present carrier of every driver.
 pub struct Carriers {
-    drivers: Vec<Arc<dyn Driver>>,
+    drivers: Vec<Arc<BackgroundDriver>>,
     slots: RwLock<BTreeMap<CarrierId, Arc<CarrierSlot>>>,
     watches: Mutex<Vec<Box<dyn Watch>>>,
     depth: usize,
@@ -149,7 +151,7 @@ pub struct Carriers {
 impl Carriers {
     /// Serves the carriers of `drivers`; changes are reported on the returned channel.
     pub fn new(
-        drivers: Vec<Arc<dyn Driver>>,
+        drivers: Vec<Arc<BackgroundDriver>>,
         queue_depth: usize,
         queue_timeout: Duration,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<CarrierChange>) {
@@ -168,6 +170,18 @@ impl Carriers {
     /// Enumerates every driver and starts their watchers (or polling, for drivers without one).
     /// A driver that fails is logged and skipped; it never hides the others.
     pub async fn start(self: &Arc<Self>) {
+        // A short grace for the drivers to come up, so clients connecting at once see the
+        // carriers of every healthy driver; slower ones keep starting in the background.
+        let drivers = self.drivers.clone();
+        let until = Instant::now() + crate::agent::background::STARTUP_GRACE;
+        let _ = tokio::task::spawn_blocking(move || {
+            for d in &drivers {
+                if !d.wait_started(until) {
+                    log::info!("driver {} is still starting; the agent serves the others meanwhile", d.name());
+                }
+            }
+        })
+        .await;
         for idx in 0..self.drivers.len() {
             self.rescan(idx).await;
             let (tx, mut rx) = mpsc::unbounded_channel::<CarrierEvent>();
@@ -202,6 +216,13 @@ impl Carriers {
                 Err(e) => log::error!("starting the {} watcher failed: {e}", self.drivers[idx].kind()),
             }
         }
+    }
+
+    /// Where each driver is in starting, with its problems (asks running drivers for their
+    /// health, off the async workers).
+    pub async fn driver_reports(&self) -> Vec<DriverReport> {
+        let drivers = self.drivers.clone();
+        tokio::task::spawn_blocking(move || drivers.iter().map(|d| d.report()).collect()).await.unwrap_or_default()
     }
 
     /// Stops the watchers.

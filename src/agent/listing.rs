@@ -37,7 +37,9 @@ impl Service {
             TokenView::new(slot.info(), pin)
         }))
         .await;
-        Ok(json!({ "tokens": views }))
+        // Drivers still starting (or that failed to) are named, so an empty list is explained.
+        let drivers = self.carriers.driver_reports().await;
+        Ok(json!({ "tokens": views, "drivers": drivers }))
     }
 
     /// Certificates of every carrier (or one), each with its handle.

@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod auth;
+pub mod background;
 pub mod carriers;
 pub mod client;
 pub mod consent;
@@ -45,7 +46,7 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use ukey_api::{Driver, Error};
+use ukey_api::Error;
 
 use crate::agent::carriers::{CarrierChange, Carriers};
 use crate::agent::consent::Consent;
@@ -64,8 +65,8 @@ use crate::agent::webguard::OriginRules;
 pub struct AgentOptions {
     /// Settings.
     pub settings: AgentSettings,
-    /// The carrier drivers to serve (from the registry).
-    pub drivers: Vec<Arc<dyn Driver>>,
+    /// The carrier drivers to serve, starting in the background (from the registry).
+    pub drivers: Vec<Arc<background::BackgroundDriver>>,
     /// The policy and audit gate.
     pub gate: Arc<dyn Gate>,
 }

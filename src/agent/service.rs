@@ -353,7 +353,7 @@ impl Service {
             "origins.list" => self.origins_list(),
             "origins.pair" => self.origins_pair(params),
             "origins.revoke" => self.origins_revoke(params),
-            "agent.status" => self.status(),
+            "agent.status" => self.status().await,
             "agent.shutdown" => {
                 log::info!("shutdown requested by {}", session.client.describe());
                 self.request_shutdown();
@@ -494,10 +494,12 @@ impl Service {
         Ok(json!({ "origin": canonical, "revoked": revoked }))
     }
 
-    fn status(&self) -> AgentResult<Value> {
+    async fn status(&self) -> AgentResult<Value> {
         let endpoints = self.endpoints.lock().map(|e| e.clone()).unwrap_or_default();
         let uptime = self.started.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+        let drivers = self.carriers.driver_reports().await;
         Ok(json!({
+            "drivers": drivers,
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
             "socket": endpoints.socket,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use ukey_api::{Driver, Error};
+use ukey_api::Error;
 
 use crate::agent::client::AgentClient;
 use crate::agent::instance;
@@ -68,7 +68,9 @@ impl Run for AgentArgs {
                 if self.run.detach {
                     return Ok(run_detached(&settings)?);
                 }
-                let drivers = Registry::from_config(&ctx.config).into_drivers();
+                // Drivers start in the background: the agent listens at once, and a slow driver
+                // (a PKCS#11 module that never answers) holds up only its own carriers.
+                let drivers = Registry::start_in_background(&ctx.config);
                 Ok(run_foreground(settings, drivers)?)
             }
         }
@@ -139,7 +141,10 @@ impl AgentRunArgs {
 }
 
 /// Runs the agent in the foreground until SIGTERM/SIGINT, printing where it listens once ready.
-pub fn run_foreground(settings: AgentSettings, drivers: Vec<Arc<dyn Driver>>) -> Result<(), Error> {
+pub fn run_foreground(
+    settings: AgentSettings,
+    drivers: Vec<Arc<crate::agent::background::BackgroundDriver>>,
+) -> Result<(), Error> {
     if log::max_level() < log::LevelFilter::Info {
         log::set_max_level(log::LevelFilter::Info);
     }
