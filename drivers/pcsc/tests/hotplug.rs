@@ -42,6 +42,10 @@ fn inserted_id(lease: &ReaderLease) -> impl Fn(&CarrierEvent) -> bool + '_ {
     move |e| matches!(e, CarrierEvent::Inserted { info } if info.location == lease.reader_name())
 }
 
+fn identified(lease: &ReaderLease) -> impl Fn(&CarrierEvent) -> bool + '_ {
+    move |e| matches!(e, CarrierEvent::Identified { info, .. } if info.location == lease.reader_name())
+}
+
 fn removed(id: CarrierId) -> impl Fn(&CarrierEvent) -> bool {
     move |e| matches!(e, CarrierEvent::Removed { id: got } if *got == id)
 }
@@ -53,13 +57,18 @@ fn insertion_and_removal_are_reported_with_a_stable_id() {
     let (_watch, rx) = watch(&driver);
     let inserted = lease.insert(card()).expect("insert");
     let guid = hex::encode_upper(inserted.slot().card.guid());
-    let CarrierEvent::Inserted { info } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    // Reported as pcscd sees it, before any command: reader and ATR under a provisional id ...
+    let CarrierEvent::Inserted { info: arrived } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    assert_eq!(arrived.atr.as_deref(), Some(&ukey_vpiv::ATR[..]), "the ATR comes with the first event");
+    // ... then who it is, under the stable id every later event uses.
+    let CarrierEvent::Identified { provisional, info } = next_event(&rx, identified(&lease)) else { unreachable!() };
+    assert_eq!(provisional, arrived.id);
     assert_eq!(info.id.as_str(), format!("pcsc:piv:{guid}"));
     let (shared, _) = inserted.remove().expect("remove");
     next_event(&rx, removed(info.id.clone()));
     // The same card comes back with the same id.
     let again = lease.insert_shared(shared).expect("insert again");
-    let CarrierEvent::Inserted { info: info2 } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    let CarrierEvent::Identified { info: info2, .. } = next_event(&rx, identified(&lease)) else { unreachable!() };
     assert_eq!(info2.id, info.id);
     // The driver lists it too.
     assert!(driver.carriers().expect("carriers").iter().any(|c| c.info().id == info.id));
@@ -73,7 +82,7 @@ fn pcscd_killed_and_restarted_is_survived_without_restarting_ukey() {
     let driver = PcscDriver::new(options());
     let (_watch, rx) = watch(&driver);
     let inserted = lease.insert(card()).expect("insert");
-    let CarrierEvent::Inserted { info } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    let CarrierEvent::Identified { info, .. } = next_event(&rx, identified(&lease)) else { unreachable!() };
     let carrier = open(&lease);
     let key = keygen(&carrier, 0x9A, KeyAlgorithm::P256);
 
@@ -87,7 +96,7 @@ fn pcscd_killed_and_restarted_is_survived_without_restarting_ukey() {
     lease.start_pcscd().expect("start pcscd");
     let (shared, _) = inserted.remove().unwrap_or_else(|e| panic!("remove after restart: {e}"));
     let _back = lease.insert_shared(shared).expect("insert after restart");
-    let CarrierEvent::Inserted { info: back } = next_event(&rx, inserted_id(&lease)) else { unreachable!() };
+    let CarrierEvent::Identified { info: back, .. } = next_event(&rx, identified(&lease)) else { unreachable!() };
     assert_eq!(back.id, info.id);
     // The old handle reconnects through a new context: same reader, same ATR.
     sign_and_verify(&carrier, &key, &Mechanism::EcdsaSha256, b"after pcscd restart");
