@@ -137,7 +137,12 @@ impl Watcher {
                     }
                 }
                 Err(pcsc::Error::UnknownReader) => {}
-                Err(pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle) => {
+                Err(
+                    pcsc::Error::NoService
+                    | pcsc::Error::ServiceStopped
+                    | pcsc::Error::InvalidHandle
+                    | pcsc::Error::CommError,
+                ) => {
                     self.daemon_lost(&mut states);
                 }
                 Err(e) => {

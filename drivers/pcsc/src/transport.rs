@@ -24,7 +24,8 @@ enum Interruption {
 fn interruption(e: pcsc::Error) -> Option<Interruption> {
     match e {
         pcsc::Error::ResetCard => Some(Interruption::Reset),
-        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle => {
+        // CommError: the socket to pcscd broke mid-call (the daemon was killed).
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle | pcsc::Error::CommError => {
             Some(Interruption::Service)
         }
         _ => None,
@@ -40,10 +41,21 @@ pub struct PcscTransport {
 }
 
 fn connect(ctx: &PcscContext, reader: &CStr) -> Result<(pcsc::Card, Vec<u8>)> {
-    let context = ctx.get()?;
-    let card = context
-        .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .map_err(|e| errors::map(e, &format!("connect to the card in {}", reader.to_string_lossy())))?;
+    let what = || format!("connect to the card in {}", reader.to_string_lossy());
+    let mut context = ctx.get()?;
+    let card = match context.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
+        Ok(card) => card,
+        // A context from before a pcscd crash still looks valid to the client library; only a
+        // call shows it is dead. One fresh context, then the daemon's own answer stands.
+        Err(e) if interruption(e) == Some(Interruption::Service) => {
+            ctx.invalidate();
+            context = ctx.get()?;
+            context
+                .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+                .map_err(|e| errors::map(e, &what()))?
+        }
+        Err(e) => return Err(errors::map(e, &what())),
+    };
     // The ATR as the reader state reports it: the ATR attribute is refused by some reader
     // drivers (vpcd among them).
     let mut state = [pcsc::ReaderState::new(reader.to_owned(), pcsc::State::UNAWARE)];
@@ -165,6 +177,14 @@ impl CardTransport for PcscTransport {
                         pipe.removed || (failed && interrupted.is_none() && !card_present(&self.ctx, &self.reader));
                     if let Err((_, e)) = tx.end(pcsc::Disposition::LeaveCard) {
                         log::debug!("ending the PC/SC transaction: {e}");
+                    }
+                    if interrupted == Some(Interruption::Service) {
+                        // pcscd went away under this transaction: the shared context is dead,
+                        // though the client library still calls it valid. Forget it, so the
+                        // next user (this handle's next operation reconnects through
+                        // `recover`, the watcher identifying a card) starts from a fresh one
+                        // instead of failing on the stale one forever.
+                        self.ctx.invalidate();
                     }
                     if removed {
                         return Err(Error::TokenRemoved);
