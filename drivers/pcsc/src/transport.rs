@@ -23,7 +23,9 @@ enum Interruption {
 
 fn interruption(e: pcsc::Error) -> Option<Interruption> {
     match e {
-        pcsc::Error::ResetCard => Some(Interruption::Reset),
+        // A card reset by another program may answer the first command with a protocol
+        // mismatch until the handle reconnects (renegotiates): repaired like a reset.
+        pcsc::Error::ResetCard | pcsc::Error::ProtoMismatch => Some(Interruption::Reset),
         // CommError: the socket to pcscd broke mid-call (the daemon was killed).
         pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle | pcsc::Error::CommError => {
             Some(Interruption::Service)
@@ -109,7 +111,10 @@ impl PcscTransport {
             }
             _ => {
                 log::info!("reconnecting to {} through a new PC/SC context", self.reader.to_string_lossy());
-                self.card = None;
+                if let Some(old) = self.card.take() {
+                    // Leave the card as it is (see `Drop`); on a dead context this fails, harmlessly.
+                    let _ = old.disconnect(pcsc::Disposition::LeaveCard);
+                }
                 self.ctx.invalidate();
                 let (card, atr) = connect(&self.ctx, &self.reader)?;
                 if atr != self.atr {
@@ -119,6 +124,20 @@ impl PcscTransport {
                 self.card = Some(card);
                 Ok(())
             }
+        }
+    }
+}
+
+impl Drop for PcscTransport {
+    /// Disconnects leaving the card as it is. The `pcsc` crate's own drop resets the card, which
+    /// power-cycles it under every other program using it (their PIN state and selected
+    /// application gone, their next command failing with a reset or protocol mismatch) each
+    /// time a ukey process or carrier handle ends.
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take()
+            && let Err((_, e)) = card.disconnect(pcsc::Disposition::LeaveCard)
+        {
+            log::debug!("disconnecting from the card in {}: {e}", self.reader.to_string_lossy());
         }
     }
 }
