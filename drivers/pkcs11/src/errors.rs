@@ -101,6 +101,14 @@ pub fn is_removal(err: &CkError) -> bool {
     )
 }
 
+/// True when the session is stuck in an operation ukey did not start in this transaction (a
+/// transaction has its session to itself): a search whose `C_FindObjectsFinal` failed, say. The
+/// caller drops the session, so the next operation opens a clean one instead of failing with
+/// "busy" for the rest of the process (found by tests/fault_injection.rs).
+pub fn is_stuck_session(err: &CkError) -> bool {
+    matches!(rv_of(err), Some(RvError::OperationActive))
+}
+
 /// True for the codes that mean a cached object handle went stale (SoftHSM invalidates private
 /// key handles on logout; another application may have deleted the object).
 pub fn is_stale_handle(err: &CkError) -> bool {
