@@ -192,7 +192,7 @@ impl Inner {
                     problems.push(DriverStatus {
                         subject: m.spec.path.display().to_string(),
                         ok: false,
-                        message: format!("cannot list slots: {e}"),
+                        message: format!("cannot list slots: {}", crate::errors::code_text(&e)),
                     });
                     continue;
                 }

@@ -109,6 +109,15 @@ pub fn is_stuck_session(err: &CkError) -> bool {
     matches!(rv_of(err), Some(RvError::OperationActive))
 }
 
+/// A cryptoki error as its code's name and meaning (`GeneralError (Some horrible...)`), for
+/// status lines: the meaning alone does not tell the helpdesk which code the module returned.
+pub fn code_text(err: &CkError) -> String {
+    match err {
+        CkError::Pkcs11(rv, function) => format!("C_{function:?} returned {rv:?} ({rv})"),
+        other => other.to_string(),
+    }
+}
+
 /// True for the codes that mean a cached object handle went stale (SoftHSM invalidates private
 /// key handles on logout; another application may have deleted the object).
 pub fn is_stale_handle(err: &CkError) -> bool {

@@ -147,10 +147,7 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
             if owns_init && let Err(f) = ctx.clone().finalize() {
                 debug!("{}: C_Finalize after failed C_GetInfo: {f}", path.display());
             }
-            return Err(LoadError::NotPkcs11 {
-                path: path.to_path_buf(),
-                reason: format!("C_GetInfo failed: {}", code_text(&e)),
-            });
+            return Err(LoadError::NotPkcs11 { path: path.to_path_buf(), reason: crate::errors::code_text(&e) });
         }
     };
     debug!("loaded {} ({} {})", path.display(), info.description, info.version);
@@ -158,16 +155,11 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
 }
 
 fn init_failed(path: &Path, e: &CkError) -> LoadError {
-    LoadError::InitializeFailed { path: path.to_path_buf(), rv: code_text(e) }
-}
-
-/// A cryptoki error as its code's name and meaning (`GeneralError (Some horrible...)`): the
-/// meaning alone does not tell the helpdesk which code the module returned.
-fn code_text(e: &CkError) -> String {
-    match e {
+    let rv = match e {
         CkError::Pkcs11(rv, _) => format!("{rv:?} ({rv})"),
         other => other.to_string(),
-    }
+    };
+    LoadError::InitializeFailed { path: path.to_path_buf(), rv }
 }
 
 impl Module {
