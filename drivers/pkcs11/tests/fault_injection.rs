@@ -375,7 +375,20 @@ fn generating_a_key() {
                     assert_ne!(key.id, ObjectId(vec![KEPT]), "{case}: the new key took the kept key's id");
                     token.delete_object(&key.id, None, &user()).unwrap_or_else(|e| panic!("{case}: clean-up: {e}"));
                 }
-                Err(e) => assert_clear(&e, case, rv, function),
+                Err(e) => {
+                    assert_clear(&e, case, rv, function);
+                    // A failed generation leaves no key behind, unless the token was gone before
+                    // the half-made pair could be removed.
+                    let objects = token.objects().expect("objects without a fault");
+                    if let Some(left) = objects.keys.iter().find(|k| k.label == "generated") {
+                        let gone =
+                            [CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED];
+                        assert!(gone.contains(&rv), "{case}: a failed key generation left its key on the token");
+                        token
+                            .delete_object(&left.id, None, &user())
+                            .unwrap_or_else(|e| panic!("{case}: clean-up: {e}"));
+                    }
+                }
             },
             || token.objects().map(|_| ()),
         );
