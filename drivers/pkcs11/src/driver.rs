@@ -205,7 +205,7 @@ impl Inner {
                         problems.push(DriverStatus {
                             subject: format!("{} slot {}", m.spec.path.display(), slot.id()),
                             ok: false,
-                            message: format!("the token in this slot cannot be read: {e}"),
+                            message: format!("the token in this slot cannot be read: {}", crate::errors::code_text(&e)),
                         });
                         continue;
                     }
