@@ -219,6 +219,40 @@ fn the_optional_pin_cache_is_bounded_by_uses() {
 }
 
 #[test]
+fn concurrent_requests_behind_one_dialog_share_its_pin() {
+    let (agent, fx) = soft::with_soft(&["--dev-origin", DEV, "--pin-cache", "300:10"]);
+    let gate = agent.dir.path().join("gate");
+    agent.script(&[&format!("wait {}", gate.display()), &pin_line()]);
+    let _ws = paired(&agent);
+    let sign = |port: u16, handle: String| {
+        std::thread::spawn(move || {
+            let mut ws = agent_support::ws_connect(port, "127.0.0.1", Some(DEV)).unwrap();
+            ws.call("hello", json!({ "versions": [1] }));
+            ws.call("sign", json!({ "cert": handle, "data": "aGVsbG8=" }))
+        })
+    };
+    let first = sign(agent.port, fx.handle.clone());
+    let until = Instant::now() + DEADLINE;
+    while !gate.with_extension("waiting").exists() {
+        assert!(Instant::now() < until, "the first PIN dialog never opened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Three more requests of the same page arrive while the holder looks at the dialog.
+    let others: Vec<_> = (0..3).map(|_| sign(agent.port, fx.handle.clone())).collect();
+    let waiting = "a PIN dialog is open; this request waits for it";
+    while agent.log().matches(waiting).count() < 3 {
+        assert!(Instant::now() < until, "the other requests never queued behind the dialog:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::write(&gate, b"").unwrap();
+    for t in std::iter::once(first).chain(others) {
+        let r = t.join().unwrap();
+        assert!(r.get("result").is_some(), "{r}");
+    }
+    assert_eq!(agent.dialogs().len(), 1, "one dialog served all four requests");
+}
+
+#[test]
 fn revoking_an_origin_wipes_its_cached_pins() {
     let (agent, fx) = soft::with_soft(&["--dev-origin", DEV, "--pin-cache", "300:10"]);
     agent.script(&[&pin_line(), &pin_line()]);

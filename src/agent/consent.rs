@@ -46,13 +46,22 @@ pub struct Consent {
     one_dialog: tokio::sync::Mutex<()>,
     /// The optional PIN cache.
     pub cache: PinCache,
+    /// Held while a cache miss asks the holder and puts the PIN on the carrier, so concurrent
+    /// requests for the same key wait for that PIN instead of each opening a dialog.
+    pub cache_fill: tokio::sync::Mutex<()>,
     refused: Mutex<HashMap<String, Instant>>,
 }
 
 impl Consent {
     /// Dialogs through `pinentry`, with `cache` (possibly disabled).
     pub fn new(pinentry: Pinentry, cache: PinCache) -> Self {
-        Consent { pinentry, one_dialog: tokio::sync::Mutex::new(()), cache, refused: Mutex::new(HashMap::new()) }
+        Consent {
+            pinentry,
+            one_dialog: tokio::sync::Mutex::new(()),
+            cache,
+            cache_fill: tokio::sync::Mutex::new(()),
+            refused: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Asks for a PIN; `error` is shown above the field (wrong PIN, tries left). Fails with

@@ -160,6 +160,24 @@ impl Service {
         }
     }
 
+    /// Runs `op` with the cached PIN for `key`, if there is one. `None` when there is none, or
+    /// when it no longer works (then it is forgotten and the holder must be asked).
+    async fn with_cached_pin<T, F>(&self, slot: &CarrierSlot, key: &CacheKey, op: &F) -> Option<AgentResult<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
+    {
+        let cred = Credential::Pin(self.consent.cache.take(key)?);
+        let op = op.clone();
+        match slot.run(move |c| op(c, &cred)).await {
+            Err(Error::WrongPin { .. }) => {
+                self.consent.cache.forget(key);
+                None
+            }
+            other => Some(other.map_err(Into::into)),
+        }
+    }
+
     /// The credential part of [`Service::with_credential`], for operations that ask the gate
     /// themselves (PIN administration spans several carrier calls).
     pub(crate) async fn credential_loop<T, F>(&self, session: &Session, u: &Use<'_>, op: F) -> AgentResult<T>
@@ -183,14 +201,27 @@ impl Service {
             key: k.id.clone(),
         });
         if let Some(key) = &cache_key
-            && let Some(pin) = self.consent.cache.take(key)
+            && let Some(result) = self.with_cached_pin(slot, key, &op).await
         {
-            let cred = Credential::Pin(pin);
-            let op2 = op.clone();
-            match slot.run(move |c| op2(c, &cred)).await {
-                Err(Error::WrongPin { .. }) => self.consent.cache.forget(key),
-                other => return Ok(other?),
-            }
+            return result;
+        }
+        // A cache miss fills the cache under one lock: requests that queued behind the holder's
+        // dialog for this key then use the PIN just given instead of opening one dialog each.
+        let _filling = match &cache_key {
+            Some(_) if self.consent.cache.enabled() => Some(match self.consent.cache_fill.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => {
+                    log::debug!("a PIN dialog is open; this request waits for it and may use the PIN it gives");
+                    self.consent.cache_fill.lock().await
+                }
+            }),
+            _ => None,
+        };
+        if let Some(key) = &cache_key
+            && _filling.is_some()
+            && let Some(result) = self.with_cached_pin(slot, key, &op).await
+        {
+            return result;
         }
         let state = slot.run(|c| c.pin_state()).await?;
         let status = match u.role {
