@@ -128,7 +128,10 @@ mod tests {
         }
     }
 
-    fn gate(fail_outcome: bool) -> (Arc<dyn Gate>, Sender<()>, Arc<Mutex<Vec<Outcome>>>) {
+    /// The outcomes the stuck disk recorded.
+    type Recorded = Arc<Mutex<Vec<Outcome>>>;
+
+    fn gate(fail_outcome: bool) -> (Arc<dyn Gate>, Sender<()>, Recorded) {
         let (tx, rx) = channel();
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let disk = Arc::new(StuckDisk { release: Mutex::new(rx), outcomes: Arc::clone(&outcomes), fail_outcome });
