@@ -48,7 +48,7 @@ impl Registry {
         if config.soft_enabled {
             registry.start("soft", || crate::registry::soft_driver(config));
         }
-        registry.start("pkcs11", || Ok(Box::new(ukey_pkcs11::Pkcs11Driver::new(&config.file.pkcs11))));
+        registry.start("pkcs11", || Ok(Box::new(pkcs11_driver(config))));
         registry.start("pcsc", || Ok(Box::new(ukey_pcsc::PcscDriver::default())));
         registry.start("hid", || Ok(Box::new(ukey_hid::HidDriver::from_env())));
         registry.check_selection();
@@ -158,6 +158,19 @@ impl Registry {
             .collect();
         Registry { drivers, ..self }
     }
+}
+
+/// True when the configuration starts the driver called `name` (no `drivers` list: all).
+pub fn selects(config: &Config, name: &str) -> bool {
+    config.drivers.as_ref().is_none_or(|only| only.iter().any(|n| n == name))
+}
+
+/// The PKCS#11 driver as the configuration asks for it; shared by the registry, `ukey modules`
+/// and `ukey doctor` so all three find the same modules. When ukey's own PC/SC driver runs,
+/// OpenSC's p11-kit registration is skipped (the same cards would appear twice).
+pub fn pkcs11_driver(config: &Config) -> ukey_pkcs11::Pkcs11Driver {
+    let options = ukey_pkcs11::DiscoveryOptions { native_pcsc: selects(config, "pcsc") };
+    ukey_pkcs11::Pkcs11Driver::with_options(&config.file.pkcs11, &[], options)
 }
 
 /// The built-in software token store in the configured directory.

@@ -53,15 +53,19 @@ fn pkcs11_tool_lists_the_carrier_and_its_objects() {
 
 #[test]
 fn pkcs11_tool_test_passes_with_the_pin_from_the_agent_dialog() {
-    // EC and SM2 keys only: OpenSC's `--test` signs CKM_RSA_PKCS over a SHA-1 DigestInfo, which
-    // the carrier contract (RSA PKCS#1 v1.5 with SHA-256 only) rightly cannot sign; RSA is proven
-    // by `every_mechanism_signs_and_openssl_verifies` instead.
-    let (agent, _token) = agent_with_token(&[KeyAlgorithm::P256, KeyAlgorithm::P384, KeyAlgorithm::Sm2], &[]);
+    // RSA included: OpenSC's `--test` signs CKM_RSA_PKCS over a SHA-1 DigestInfo (and the hashing
+    // SHA1/SHA224/SHA384/SHA512-RSA-PKCS mechanisms), which the contract's `rsa-pkcs1` carries.
+    let (agent, _token) = agent_with_token(&ALL, &[]);
     agent.script(&[&pin_line()]);
     // `--allow-sw`: the soft token's mechanisms rightly lack CKF_HW, which `--test` wants by default.
     let out = run_ok(tool(&agent).args(["--login", "--test", "--allow-sw"]));
     let text = stdout(&out);
     assert!(text.contains("No errors"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for tested in
+        ["testing key 1 (Alice rsa2048)", "    RSA-PKCS: OK", "    SHA1-RSA-PKCS: OK", "    SHA256-RSA-PKCS: OK"]
+    {
+        assert!(text.contains(tested), "the RSA key is tested ({tested}): {text}");
+    }
     assert_eq!(agent.dialogs().len(), 1, "one dialog: the login");
     assert!(!agent.log().contains(SENTINEL_PIN));
 }
@@ -103,6 +107,24 @@ fn openssl_verifies(dir: &std::path::Path, key: &TestKey, digest: &str, extra: &
     assert!(stdout(&out).contains("Verified OK"), "{}", stdout(&out));
 }
 
+/// The DigestInfo of `data` as OpenSSL builds it (`openssl dgst -binary` then
+/// `openssl pkeyutl -pkeyopt digest:` would hide it; `openssl asn1parse -genconf` writes the DER
+/// from a description), so the module's DER parser is checked against another encoder.
+fn digest_info_from_openssl(dir: &std::path::Path, hash_flag: &str, data: &[u8]) -> Vec<u8> {
+    let input = write_file(dir, "to-hash.bin", data);
+    let out = run_ok(Command::new("openssl").args(["dgst", hash_flag, "-r"]).arg(&input));
+    let hex = stdout(&out).split_whitespace().next().unwrap_or_default().to_string();
+    let name = hash_flag.trim_start_matches('-');
+    let conf = format!(
+        "asn1=SEQUENCE:digest_info\n[digest_info]\nalgorithm=SEQUENCE:alg\ndigest=FORMAT:HEX,OCTETSTRING:{hex}\n\
+         [alg]\nalgorithm=OID:{name}\nparameter=NULL\n"
+    );
+    let conf = write_file(dir, "digest-info.cnf", conf.as_bytes());
+    let der = dir.join("digest-info.der");
+    run_ok(Command::new("openssl").args(["asn1parse", "-genconf"]).arg(&conf).arg("-noout").arg("-out").arg(&der));
+    std::fs::read(der).expect("DigestInfo written by openssl")
+}
+
 #[test]
 fn every_mechanism_signs_and_openssl_verifies() {
     let (agent, token) = agent_with_token(&ALL, &[]);
@@ -140,6 +162,33 @@ fn every_mechanism_signs_and_openssl_verifies() {
         &digest,
     );
     openssl_verifies(dir.path(), rsa, "-sha256", &pss, data, &sig);
+
+    // CKM_RSA_PKCS over a DigestInfo the program built, of SHA-1 and SHA-512 (DER from openssl's
+    // own encoder), and the hashing SHA1/SHA512-RSA-PKCS mechanisms.
+    for (hash, name) in [(ukey_api::HashAlg::Sha1, "-sha1"), (ukey_api::HashAlg::Sha512, "-sha512")] {
+        let info = digest_info_from_openssl(dir.path(), name, data);
+        assert_eq!(info.len(), hash.output_len() + if hash == ukey_api::HashAlg::Sha1 { 15 } else { 19 });
+        let sig = sign(&agent, dir.path(), rsa, &["-m", "RSA-PKCS"], &info);
+        openssl_verifies(dir.path(), rsa, name, &[], data, &sig);
+        let hashing = format!("{}-RSA-PKCS", name.trim_start_matches('-').to_uppercase());
+        let sig = sign(&agent, dir.path(), rsa, &["-m", &hashing], data);
+        openssl_verifies(dir.path(), rsa, name, &[], data, &sig);
+    }
+    // Input that is no DigestInfo is refused, not signed raw.
+    let junk = write_file(dir.path(), "junk.bin", &[0x42; 35]);
+    let out = tool(&agent)
+        .args(["--login", "--pin", SENTINEL_PIN, "--sign", "-m", "RSA-PKCS", "--id", &rsa.id, "-i"])
+        .arg(&junk)
+        .arg("-o")
+        .arg(dir.path().join("junk.sig"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "raw RSA over arbitrary bytes is not offered");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CKR_DATA_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // SM2 through the vendor mechanism CKM_SM3_SM2_APPID1 (swpkcs11.h): raw r || s over
     // SM3(Z || M) with the GM/T 0009 default id.

@@ -294,3 +294,32 @@ fn ukey_signatures_with_keys_made_by_other_clients_verify_with_openssl() {
     assert_eq!(ran.code, Some(3), "{}", ran.stderr);
     assert!(ran.stderr.contains("CKF_USER_PIN"), "{}", ran.stderr);
 }
+
+/// cryptoki logs "Mechanism type N is not supported" at error level for every vendor mechanism a
+/// module lists; SoftHSM lists several. ukey demotes that library's notes to debug, so an
+/// ordinary keygen and sign print nothing of the kind, while `-vvv` still shows them and ukey's
+/// own errors still reach stderr.
+#[test]
+fn cryptoki_notes_about_vendor_mechanisms_do_not_reach_stderr() {
+    let rig = Rig::new();
+    rig.init_token("Quiet");
+    let pin = [("UKEY_PIN", PIN)];
+    let keygen =
+        rig.ukey(&["keygen", "--token", "Quiet", "--alg", "p256", "--label", "quiet-key"], &pin).ok("ukey keygen");
+    let message = rig.path("message.txt");
+    std::fs::write(&message, b"quiet please\n").unwrap();
+    let sign = rig.ukey(&["sign", "--token", "Quiet", "--key", "quiet-key", "--in", message.to_str().unwrap()], &pin);
+    let sign = sign.ok("ukey sign");
+    let keys = rig.ukey(&["keys", "--token", "Quiet"], &[]).ok("ukey keys");
+    for (what, ran) in [("keygen", &keygen), ("sign", &sign), ("keys", &keys)] {
+        assert!(!ran.stderr.contains("is not supported"), "ukey {what} printed cryptoki's notes:\n{}", ran.stderr);
+        assert!(!ran.stderr.contains("cryptoki"), "ukey {what} printed cryptoki's notes:\n{}", ran.stderr);
+    }
+    // The notes are still there for whoever asks for debug output.
+    let verbose = rig.ukey(&["-vvv", "keys", "--token", "Quiet"], &[]).ok("ukey -vvv keys");
+    assert!(verbose.stderr.contains("ukey: debug: cryptoki"), "{}", verbose.stderr);
+    // ukey's own errors are untouched.
+    let wrong = rig.ukey(&["sign", "--token", "Quiet", "--key", "quiet-key", "--in", "/nonexistent/file"], &pin);
+    assert_ne!(wrong.code, Some(0));
+    assert!(wrong.stderr.contains("/nonexistent/file"), "{}", wrong.stderr);
+}

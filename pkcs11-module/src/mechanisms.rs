@@ -25,6 +25,14 @@ pub const CKM_SM3_SM2_APPID1: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED + 0x8102;
 /// `CKM_SM2_SIGN_NO_DER` of `swpkcs11.h`: SM2 over a given `e`, raw `r ‖ s`.
 pub const CKM_SM2_SIGN_NO_DER: CK_MECHANISM_TYPE = CKM_VENDOR_DEFINED + 0x8105;
 
+/// The hashing RSA PKCS#1 v1.5 mechanisms served by the contract's [`Mechanism::RsaPkcs1`].
+const HASHED_RSA_PKCS: [(CK_MECHANISM_TYPE, HashAlg); 4] = [
+    (CKM_SHA1_RSA_PKCS, HashAlg::Sha1),
+    (CKM_SHA224_RSA_PKCS, HashAlg::Sha224),
+    (CKM_SHA384_RSA_PKCS, HashAlg::Sha384),
+    (CKM_SHA512_RSA_PKCS, HashAlg::Sha512),
+];
+
 /// Most message bytes kept for carriers that hash the message themselves.
 const MAX_KEPT_MESSAGE: usize = 2 * 1024 * 1024;
 /// Most bytes a raw (prehashed) mechanism accepts: a DigestInfo or a digest.
@@ -35,12 +43,22 @@ pub fn offered(caps: &Capabilities) -> Vec<CK_MECHANISM_TYPE> {
     let mut out = Vec::new();
     for (kind, form) in &caps.sign {
         let digest = *form == InputForm::Digest;
+        if *kind == MechanismKind::RsaPkcs1 {
+            // Any SHA DigestInfo: raw CKM_RSA_PKCS (the program brings the DigestInfo) and the
+            // hashing mechanisms the contract's SHA-256 one does not already cover.
+            if digest {
+                out.push(CKM_RSA_PKCS);
+            }
+            out.extend(HASHED_RSA_PKCS.iter().map(|(m, _)| *m));
+            continue;
+        }
         let (raw, hashed) = match kind {
             MechanismKind::EcdsaSha256 => (CKM_ECDSA, CKM_ECDSA_SHA256),
             MechanismKind::EcdsaSha384 => (CKM_ECDSA, CKM_ECDSA_SHA384),
             MechanismKind::RsaPkcs1Sha256 => (CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS),
             MechanismKind::RsaPssSha256 => (CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS),
             MechanismKind::Sm2Sm3 => (CKM_SM2_SIGN_NO_DER, CKM_SM3_SM2_APPID1),
+            MechanismKind::RsaPkcs1 => continue,
         };
         if digest {
             out.push(raw);
@@ -91,7 +109,8 @@ enum Family {
 fn family(mechanism: CK_MECHANISM_TYPE) -> Option<Family> {
     Some(match mechanism {
         CKM_ECDSA | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 => Family::Ecdsa,
-        CKM_RSA_PKCS | CKM_SHA256_RSA_PKCS => Family::RsaPkcs1,
+        CKM_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS | CKM_SHA384_RSA_PKCS
+        | CKM_SHA512_RSA_PKCS => Family::RsaPkcs1,
         CKM_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS => Family::RsaPss,
         CKM_SM2_SIGN_NO_DER | CKM_SM3_SM2_APPID1 => Family::Sm2,
         _ => return None,
@@ -187,6 +206,7 @@ impl SignPlan {
             CKM_ECDSA | CKM_RSA_PKCS | CKM_RSA_PKCS_PSS | CKM_SM2_SIGN_NO_DER => Collect::Raw(Vec::new()),
             CKM_ECDSA_SHA256 | CKM_SHA256_RSA_PKCS | CKM_SHA256_RSA_PKCS_PSS => hashed(HashAlg::Sha256),
             CKM_ECDSA_SHA384 => hashed(HashAlg::Sha384),
+            m if let Some(hash) = hashed_rsa_pkcs(m) => hashed(hash),
             CKM_SM3_SM2_APPID1 => {
                 let sm2 = Mechanism::Sm2Sm3 { user_id: DEFAULT_SM2_ID.to_vec() };
                 // Z depends on the public key: without it there is nothing to hash over.
@@ -253,6 +273,7 @@ impl SignPlan {
                     CKM_ECDSA_SHA384 => Mechanism::EcdsaSha384,
                     CKM_SHA256_RSA_PKCS => Mechanism::RsaPkcs1Sha256,
                     CKM_SHA256_RSA_PKCS_PSS => Mechanism::RsaPssSha256,
+                    m if let Some(hash) = hashed_rsa_pkcs(m) => Mechanism::RsaPkcs1 { hash },
                     _ => Mechanism::Sm2Sm3 { user_id: DEFAULT_SM2_ID.to_vec() },
                 };
                 (contract, h.finalize())
@@ -267,6 +288,10 @@ impl SignPlan {
         };
         Ok(Prepared { mechanism: contract, digest, message })
     }
+}
+
+fn hashed_rsa_pkcs(mechanism: CK_MECHANISM_TYPE) -> Option<HashAlg> {
+    HASHED_RSA_PKCS.iter().find(|(m, _)| *m == mechanism).map(|(_, h)| *h)
 }
 
 fn mechanism_is_hashed(mechanism: CK_MECHANISM_TYPE) -> bool {
@@ -287,8 +312,7 @@ fn raw_input(
             ecdsa_input(key, input, digest_ok(MechanismKind::EcdsaSha256), digest_ok(MechanismKind::EcdsaSha384))
         }
         Family::RsaPkcs1 => {
-            let digest = sha256_from_digest_info(input).ok_or(CKR_DATA_INVALID)?;
-            Ok((Mechanism::RsaPkcs1Sha256, digest))
+            rsa_pkcs_input(input, digest_ok(MechanismKind::RsaPkcs1), digest_ok(MechanismKind::RsaPkcs1Sha256))
         }
         Family::RsaPss => {
             if input.len() != 32 {
@@ -332,16 +356,23 @@ fn ecdsa_input(key: KeyAlgorithm, input: &[u8], sha256: bool, sha384: bool) -> P
     }
 }
 
-/// DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2 note 1), and the same with the NULL
-/// parameters left out (also seen in the field).
-const SHA256_PREFIXES: [&[u8]; 2] = [
-    &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20],
-    &[0x30, 0x2f, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x04, 0x20],
-];
-
-/// The SHA-256 digest inside a DigestInfo, if that is what `input` is.
-fn sha256_from_digest_info(input: &[u8]) -> Option<Vec<u8>> {
-    SHA256_PREFIXES.iter().find_map(|p| input.strip_prefix(*p)).filter(|d| d.len() == 32).map(<[u8]>::to_vec)
+/// `CKM_RSA_PKCS` signs the DigestInfo the program built. It is parsed (DER; SHA-1 to SHA-512,
+/// NULL or absent parameters) into the hash and digest the contract's [`Mechanism::RsaPkcs1`]
+/// carries, or the SHA-256 mechanism for a carrier that offers only that. Anything else (raw
+/// data, TLS 1.0's MD5‖SHA-1) is not a digest a carrier can be asked to sign: `CKR_DATA_INVALID`.
+fn rsa_pkcs_input(input: &[u8], any_hash: bool, sha256: bool) -> P11Result<(Mechanism, Vec<u8>)> {
+    let (hash, digest) = ukey_api::crypto::rsapad::parse_digest_info(input).map_err(|e| {
+        log::debug!("CKM_RSA_PKCS input refused: {e}");
+        CKR_DATA_INVALID
+    })?;
+    if any_hash {
+        Ok((Mechanism::RsaPkcs1 { hash }, digest))
+    } else if sha256 && hash == HashAlg::Sha256 {
+        Ok((Mechanism::RsaPkcs1Sha256, digest))
+    } else {
+        log::debug!("CKM_RSA_PKCS over a {} DigestInfo: the carrier signs only SHA-256 ones", hash.as_str());
+        Err(CKR_DATA_INVALID)
+    }
 }
 
 /// `CK_RSA_PKCS_PSS_PARAMS` as the carrier contract can honour them: SHA-256, MGF1-SHA-256 and a
@@ -421,8 +452,7 @@ mod tests {
         assert_eq!(p.digest, HashAlg::Sha256.digest(b"abc"));
         assert_eq!(p.message, None);
 
-        let mut info = SHA256_PREFIXES[0].to_vec();
-        info.extend_from_slice(&p.digest);
+        let info = ukey_api::crypto::rsapad::digest_info(HashAlg::Sha256, &p.digest).unwrap();
         let mut plan = SignPlan::new(CKM_RSA_PKCS, &[], &k, None, &c).unwrap();
         plan.update(&info).unwrap();
         assert_eq!(plan.finish().unwrap().digest, p.digest);
@@ -430,6 +460,36 @@ mod tests {
         let mut plan = SignPlan::new(CKM_RSA_PKCS, &[], &k, None, &c).unwrap();
         plan.update(b"not a digest info").unwrap();
         assert_eq!(plan.finish(), Err(CKR_DATA_INVALID));
+    }
+
+    #[test]
+    fn rsa_pkcs_takes_any_sha_digest_info() {
+        let c = caps(&[MechanismKind::RsaPkcs1Sha256, MechanismKind::RsaPkcs1]);
+        let k = key(KeyAlgorithm::Rsa { bits: 2048 }, &[MechanismKind::RsaPkcs1Sha256, MechanismKind::RsaPkcs1]);
+        for hash in [HashAlg::Sha1, HashAlg::Sha224, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+            let digest = hash.digest(b"abc");
+            let info = ukey_api::crypto::rsapad::digest_info(hash, &digest).unwrap();
+            let mut plan = SignPlan::new(CKM_RSA_PKCS, &[], &k, None, &c).unwrap();
+            plan.update(&info).unwrap();
+            assert_eq!(plan.finish().unwrap().mechanism, Mechanism::RsaPkcs1 { hash });
+        }
+        let mut plan = SignPlan::new(CKM_SHA1_RSA_PKCS, &[], &k, None, &c).unwrap();
+        plan.update(b"abc").unwrap();
+        let p = plan.finish().unwrap();
+        assert_eq!(
+            (p.mechanism, p.digest),
+            (Mechanism::RsaPkcs1 { hash: HashAlg::Sha1 }, HashAlg::Sha1.digest(b"abc"))
+        );
+        assert!(offered(&c).contains(&CKM_SHA512_RSA_PKCS));
+
+        // A carrier with only the SHA-256 mechanism: SHA-256 DigestInfos only.
+        let only256 = caps(&[MechanismKind::RsaPkcs1Sha256]);
+        let k256 = key(KeyAlgorithm::Rsa { bits: 2048 }, &[MechanismKind::RsaPkcs1Sha256]);
+        let sha1 = ukey_api::crypto::rsapad::digest_info(HashAlg::Sha1, &[1u8; 20]).unwrap();
+        let mut plan = SignPlan::new(CKM_RSA_PKCS, &[], &k256, None, &only256).unwrap();
+        plan.update(&sha1).unwrap();
+        assert_eq!(plan.finish(), Err(CKR_DATA_INVALID));
+        assert_eq!(SignPlan::new(CKM_SHA1_RSA_PKCS, &[], &k256, None, &only256).err(), Some(CKR_MECHANISM_INVALID));
     }
 
     #[test]

@@ -27,7 +27,11 @@ pub fn find_init(session: CK_SESSION_HANDLE, template: Vec<(CK_ATTRIBUTE_TYPE, V
     let objects = m.objects(slot)?;
     let found: Vec<CK_OBJECT_HANDLE> =
         objects.iter().filter(|(_, o)| (!o.private || logged_in) && o.matches(&template)).map(|(h, _)| *h).collect();
-    log::debug!("session {session}: search found {} objects", found.len());
+    log::debug!(
+        "session {session}: search by attributes {:x?} found {} objects",
+        template.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        found.len()
+    );
     let mut inner = m.lock();
     let s = inner.session_mut(session)?;
     if s.find.is_some() {

@@ -177,6 +177,76 @@ struct Link<'a> {
     detail: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
 }
 
+/// A line the parallel pass found to be a record: what the chain needs, and whether its body
+/// hashes to the hash on the line.
+struct Checked<'a> {
+    link: Link<'a>,
+    hash: &'a str,
+    hash_ok: bool,
+}
+
+/// Complete lines read from a log file, checked together.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    /// Each complete line's bytes in `text`, without its newline.
+    lines: Vec<std::ops::Range<usize>>,
+}
+
+impl Batch {
+    /// About 8 MiB of log per batch: large enough to share among threads, small enough to stay
+    /// in memory whatever the log's size.
+    const BYTES: usize = 8 << 20;
+
+    /// Reads the next complete lines; returns the length of an unfinished last line (the file
+    /// ends without its newline), which ends the file.
+    fn fill(&mut self, reader: &mut impl BufRead) -> std::io::Result<Option<usize>> {
+        self.text.clear();
+        self.lines.clear();
+        while self.text.len() < Self::BYTES {
+            let start = self.text.len();
+            let n = reader.read_until(b'\n', &mut self.text)?;
+            if n == 0 {
+                break;
+            }
+            if self.text.last() != Some(&b'\n') {
+                self.text.truncate(start);
+                return Ok(Some(n));
+            }
+            self.lines.push(start..self.text.len() - 1);
+        }
+        Ok(None)
+    }
+
+    /// Splits, hashes and parses every line, on all cores (`None`: not a record).
+    fn check(&self) -> Vec<Option<Checked<'_>>> {
+        let check_one = |range: &std::ops::Range<usize>| {
+            let raw = split_line(self.text.get(range.clone())?)?;
+            let link: Link<'_> = serde_json::from_slice(raw.body).ok()?;
+            Some(Checked { link, hash: raw.hash, hash_ok: raw.hash_matches() })
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        if threads == 1 || self.lines.len() < 1024 {
+            return self.lines.iter().map(check_one).collect();
+        }
+        let chunk = self.lines.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = self
+                .lines
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(check_one).collect::<Vec<_>>()))
+                .collect();
+            // A checker thread cannot panic on log content (no indexing, no unwrap); if one
+            // did, its lines count as not records rather than taking `audit verify` down.
+            parts
+                .into_iter()
+                .zip(self.lines.chunks(chunk))
+                .flat_map(|(part, lines)| part.join().unwrap_or_else(|_| lines.iter().map(|_| None).collect()))
+                .collect()
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Pos {
     file: String,
@@ -290,36 +360,39 @@ impl<'a> Verifier<'a> {
         }
         let file = File::open(path).map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut buf = Vec::with_capacity(1024);
+        let mut batch = Batch::default();
         let mut line_no = 0u64;
         let mut sealed_here: Option<(Pos, String)> = None;
         loop {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
-            if n == 0 {
+            // Lines are read in batches whose hashes and bodies are checked in parallel; the
+            // chain itself is then followed in order.
+            let fragment =
+                batch.fill(&mut reader).map_err(|e| AuditError::Read { path: path.to_path_buf(), source: e })?;
+            let checked = batch.check();
+            for (range, checked) in batch.lines.iter().zip(checked) {
+                line_no += 1;
+                let pos = Pos { file: name.clone(), line: line_no };
+                if let Some((seal_pos, _)) = &sealed_here {
+                    let seal_line = seal_pos.line;
+                    self.error(
+                        FindingKind::Files,
+                        Some(&pos),
+                        None,
+                        format!("line {line_no} of {name} comes after the file's seal (line {seal_line}); a sealed file gets no more records"),
+                    );
+                    sealed_here = None;
+                }
+                let line = batch.text.get(range.clone()).unwrap_or_default();
+                if let Some(seal) = self.line(line, checked, pos) {
+                    sealed_here = Some(seal);
+                }
+            }
+            if let Some(len) = fragment {
+                self.fragment = Some((Pos { file: name.clone(), line: line_no + 1 }, len));
                 break;
             }
-            line_no += 1;
-            let pos = Pos { file: name.clone(), line: line_no };
-            if buf.last() != Some(&b'\n') {
-                self.fragment = Some((pos, buf.len()));
+            if batch.lines.is_empty() {
                 break;
-            }
-            buf.pop();
-            if let Some((seal_pos, _)) = &sealed_here {
-                let seal_line = seal_pos.line;
-                self.error(
-                    FindingKind::Files,
-                    Some(&pos),
-                    None,
-                    format!("line {line_no} of {name} comes after the file's seal (line {seal_line}); a sealed file gets no more records"),
-                );
-                sealed_here = None;
-            }
-            if let Some(seal) = self.line(&buf, pos) {
-                sealed_here = Some(seal);
             }
         }
         if let Some((pos, _)) = self.fragment.as_ref().filter(|_| !last_file).cloned() {
@@ -353,23 +426,17 @@ impl<'a> Verifier<'a> {
         Ok(())
     }
 
-    /// One complete line; returns its position and next file when it is a seal.
-    fn line(&mut self, line: &[u8], pos: Pos) -> Option<(Pos, String)> {
-        let Some(raw) = split_line(line) else {
+    /// One complete line, already checked (`None`: not a record); returns its position and next
+    /// file when it is a seal.
+    fn line(&mut self, line: &[u8], checked: Option<Checked<'_>>, pos: Pos) -> Option<(Pos, String)> {
+        let Some(Checked { link, hash, hash_ok }) = checked else {
             self.garbled_line(pos, line);
             return None;
-        };
-        let link: Link<'_> = match serde_json::from_slice(raw.body) {
-            Ok(l) => l,
-            Err(_) => {
-                self.garbled_line(pos, line);
-                return None;
-            }
         };
         self.check_garbled_before(&link, &pos);
         self.records += 1;
         let seq = link.seq;
-        if !raw.hash_matches() {
+        if !hash_ok {
             self.error(
                 FindingKind::Altered,
                 Some(&pos),
@@ -382,7 +449,7 @@ impl<'a> Verifier<'a> {
         }
         self.chain(seq, &link.prev, &pos);
         for anchor in self.anchors {
-            if anchor.hash == raw.hash && anchor.seq.is_none_or(|s| s == seq) {
+            if anchor.hash == hash && anchor.seq.is_none_or(|s| s == seq) {
                 self.anchors_found.push(anchor.clone());
             }
         }
@@ -396,9 +463,9 @@ impl<'a> Verifier<'a> {
                 }
             }
         }
-        self.remember(seq, raw.hash.to_string());
+        self.remember(seq, hash.to_string());
         self.last_seq = Some(seq);
-        self.last_hash = Some(raw.hash.to_string());
+        self.last_hash = Some(hash.to_string());
         self.last_pos = Some(pos.clone());
         self.last_complete_seq = Some(seq);
         if link.event == Event::Seal {

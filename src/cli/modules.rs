@@ -3,14 +3,16 @@
 //!
 //! A module that is missing, is not a PKCS#11 library or fails `C_Initialize` is listed with the
 //! reason and what to do; it never hides the others, and the command itself succeeds (it is a
-//! report, not an operation).
+//! report, not an operation). A module that does not answer its start-up calls within
+//! `[pkcs11] init_timeout_ms` is listed as not loaded with that reason; a module left out on
+//! purpose (OpenSC's p11-kit registration beside ukey's own PC/SC driver) as skipped.
 
 use std::io::{self, Write};
 
 use clap::Args;
 use serde::Serialize;
 use ukey_api::DriverStatus;
-use ukey_pkcs11::{ModuleReport, Pkcs11Driver};
+use ukey_pkcs11::ModuleReport;
 
 use crate::cli::Run;
 use crate::cli::context::Context;
@@ -43,7 +45,13 @@ impl Render for ModulesReport {
             for m in &self.modules {
                 table.row(vec![
                     sanitize(&m.name),
-                    if m.loaded { "yes".into() } else { "NO".into() },
+                    if m.loaded {
+                        "yes".into()
+                    } else if m.skipped {
+                        "skipped".into()
+                    } else {
+                        "NO".into()
+                    },
                     m.tokens.to_string(),
                     sanitize(&m.source),
                     sanitize(&m.path.display().to_string()),
@@ -65,7 +73,7 @@ impl Render for ModulesReport {
 impl Run for ModulesArgs {
     fn run(self, ctx: &Context) -> CliResult {
         // Only the PKCS#11 driver is needed: the other carrier families are not started.
-        let driver = Pkcs11Driver::new(&ctx.config.file.pkcs11);
+        let driver = crate::registry::pkcs11_driver(&ctx.config);
         ctx.out.emit(&ModulesReport { modules: driver.modules(), notes: driver.notes().to_vec() })
     }
 }

@@ -41,6 +41,8 @@ pub struct Environment<'a> {
     pub config_file: Option<PathBuf>,
     /// The `[pkcs11]` configuration (which modules to load).
     pub pkcs11: ukey_pkcs11::Pkcs11Config,
+    /// What else ukey runs, for PKCS#11 discovery (ukey's own PC/SC driver).
+    pub pkcs11_options: ukey_pkcs11::DiscoveryOptions,
     /// The soft token store, when the soft token is switched on.
     pub soft_dir: Option<PathBuf>,
     /// The carriers present now.
@@ -89,6 +91,7 @@ impl<'a> Environment<'a> {
             agent_runtime_dir: config.file.agent.runtime_dir.clone(),
             config_file: config.config_file.clone(),
             pkcs11: config.file.pkcs11.clone(),
+            pkcs11_options: ukey_pkcs11::DiscoveryOptions { native_pcsc: crate::registry::selects(config, "pcsc") },
             soft_dir: config.soft_enabled.then(|| config.soft_dir.clone()),
             carriers,
             audit_dir: crate::audit::paths::user_audit_dir(),
@@ -111,6 +114,7 @@ impl<'a> Environment<'a> {
             agent_runtime_dir: Some(root.join("run")),
             config_file: None,
             pkcs11: ukey_pkcs11::Pkcs11Config::only(Vec::<PathBuf>::new()),
+            pkcs11_options: ukey_pkcs11::DiscoveryOptions::default(),
             soft_dir: Some(root.join("soft")),
             carriers: Box::new(|| Inventory { carriers: Vec::new(), problems: Vec::new() }),
             audit_dir: Some(root.join("audit")),

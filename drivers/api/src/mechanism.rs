@@ -26,6 +26,13 @@ pub enum HashAlg {
     Sha256,
     /// SHA-384, 48 bytes.
     Sha384,
+    /// SHA-1, 20 bytes: only inside the DigestInfo a program brings to [`Mechanism::RsaPkcs1`]
+    /// (PKCS#11 `CKM_RSA_PKCS`; `pkcs11-tool --test` signs SHA-1 DigestInfos). ukey never picks it.
+    Sha1,
+    /// SHA-224, 28 bytes (a DigestInfo a program brings to [`Mechanism::RsaPkcs1`]).
+    Sha224,
+    /// SHA-512, 64 bytes.
+    Sha512,
 }
 
 impl HashAlg {
@@ -34,6 +41,9 @@ impl HashAlg {
         match self {
             HashAlg::Sm3 | HashAlg::Sha256 => 32,
             HashAlg::Sha384 => 48,
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha224 => 28,
+            HashAlg::Sha512 => 64,
         }
     }
 
@@ -43,7 +53,16 @@ impl HashAlg {
             HashAlg::Sm3 => "sm3",
             HashAlg::Sha256 => "sha256",
             HashAlg::Sha384 => "sha384",
+            HashAlg::Sha1 => "sha1",
+            HashAlg::Sha224 => "sha224",
+            HashAlg::Sha512 => "sha512",
         }
+    }
+
+    /// Whether an RSA PKCS#1 v1.5 DigestInfo may name this hash (the SHA family; SM3 has no
+    /// RSA use).
+    pub fn in_rsa_digest_info(self) -> bool {
+        !matches!(self, HashAlg::Sm3)
     }
 }
 
@@ -138,6 +157,14 @@ pub enum Mechanism {
     RsaPkcs1Sha256,
     /// RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt.
     RsaPssSha256,
+    /// RSA PKCS#1 v1.5 over the DigestInfo of `hash` (SHA-1, -224, -256, -384 or -512): for
+    /// programs that bring their own DigestInfo (PKCS#11 `CKM_RSA_PKCS`; `pkcs11-tool --test`
+    /// and TLS 1.2 clients sign SHA-1 and SHA-512 ones). The digest handed to the carrier is the
+    /// `hash` value; the carrier (or the host for raw-RSA carriers) wraps it in the DigestInfo.
+    RsaPkcs1 {
+        /// The hash the DigestInfo names.
+        hash: HashAlg,
+    },
 }
 
 /// A mechanism without its parameters, for capability lists.
@@ -154,11 +181,14 @@ pub enum MechanismKind {
     RsaPkcs1Sha256,
     /// See [`Mechanism::RsaPssSha256`].
     RsaPssSha256,
+    /// See [`Mechanism::RsaPkcs1`].
+    RsaPkcs1,
 }
 
 impl Mechanism {
     /// The names the CLI and JSON accept, for error messages.
-    pub const SUPPORTED_NAMES: &'static str = "sm2-sm3, ecdsa-sha256, ecdsa-sha384, rsa-pkcs1-sha256, rsa-pss-sha256";
+    pub const SUPPORTED_NAMES: &'static str =
+        "sm2-sm3, ecdsa-sha256, ecdsa-sha384, rsa-pkcs1-sha256, rsa-pss-sha256, rsa-pkcs1";
 
     /// The hash computed over the message (for SM2: over Z ‖ M).
     pub fn hash(&self) -> HashAlg {
@@ -166,6 +196,7 @@ impl Mechanism {
             Mechanism::Sm2Sm3 { .. } => HashAlg::Sm3,
             Mechanism::EcdsaSha256 | Mechanism::RsaPkcs1Sha256 | Mechanism::RsaPssSha256 => HashAlg::Sha256,
             Mechanism::EcdsaSha384 => HashAlg::Sha384,
+            Mechanism::RsaPkcs1 { hash } => *hash,
         }
     }
 
@@ -177,6 +208,7 @@ impl Mechanism {
             Mechanism::EcdsaSha384 => MechanismKind::EcdsaSha384,
             Mechanism::RsaPkcs1Sha256 => MechanismKind::RsaPkcs1Sha256,
             Mechanism::RsaPssSha256 => MechanismKind::RsaPssSha256,
+            Mechanism::RsaPkcs1 { .. } => MechanismKind::RsaPkcs1,
         }
     }
 
@@ -192,7 +224,7 @@ impl Mechanism {
             (Mechanism::Sm2Sm3 { .. }, KeyAlgorithm::Sm2)
                 | (Mechanism::EcdsaSha256 | Mechanism::EcdsaSha384, KeyAlgorithm::P256 | KeyAlgorithm::P384)
                 | (Mechanism::RsaPkcs1Sha256 | Mechanism::RsaPssSha256, KeyAlgorithm::Rsa { .. })
-        )
+        ) || matches!((self, key), (Mechanism::RsaPkcs1 { hash }, KeyAlgorithm::Rsa { .. }) if hash.in_rsa_digest_info())
     }
 
     /// Refuses a mechanism the key cannot make, naming the ones it can.
@@ -230,12 +262,13 @@ impl Mechanism {
 
 impl MechanismKind {
     /// Every mechanism kind, in a stable order.
-    pub const ALL: [MechanismKind; 5] = [
+    pub const ALL: [MechanismKind; 6] = [
         MechanismKind::Sm2Sm3,
         MechanismKind::EcdsaSha256,
         MechanismKind::EcdsaSha384,
         MechanismKind::RsaPkcs1Sha256,
         MechanismKind::RsaPssSha256,
+        MechanismKind::RsaPkcs1,
     ];
 
     /// Canonical name.
@@ -246,10 +279,12 @@ impl MechanismKind {
             MechanismKind::EcdsaSha384 => "ecdsa-sha384",
             MechanismKind::RsaPkcs1Sha256 => "rsa-pkcs1-sha256",
             MechanismKind::RsaPssSha256 => "rsa-pss-sha256",
+            MechanismKind::RsaPkcs1 => "rsa-pkcs1",
         }
     }
 
-    /// The mechanism with default parameters (SM2: the GM/T 0009 default id).
+    /// The mechanism with default parameters (SM2: the GM/T 0009 default id; RSA PKCS#1 over a
+    /// DigestInfo: SHA-256).
     pub fn with_default_params(self) -> Mechanism {
         match self {
             MechanismKind::Sm2Sm3 => Mechanism::Sm2Sm3 { user_id: DEFAULT_SM2_ID.to_vec() },
@@ -257,6 +292,7 @@ impl MechanismKind {
             MechanismKind::EcdsaSha384 => Mechanism::EcdsaSha384,
             MechanismKind::RsaPkcs1Sha256 => Mechanism::RsaPkcs1Sha256,
             MechanismKind::RsaPssSha256 => Mechanism::RsaPssSha256,
+            MechanismKind::RsaPkcs1 => Mechanism::RsaPkcs1 { hash: HashAlg::Sha256 },
         }
     }
 }
@@ -357,6 +393,18 @@ mod tests {
     #[test]
     fn sm2_default_id_is_gmt_0009() {
         assert_eq!(Mechanism::parse("sm2", None).unwrap(), Mechanism::Sm2Sm3 { user_id: b"1234567812345678".to_vec() });
+    }
+
+    #[test]
+    fn rsa_pkcs1_carries_its_hash() {
+        let m = Mechanism::RsaPkcs1 { hash: HashAlg::Sha1 };
+        assert_eq!(m.hash().output_len(), 20);
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"name":"rsa-pkcs1","hash":"sha1"}"#);
+        assert_eq!(serde_json::from_str::<Mechanism>(&json).unwrap(), m);
+        assert!(m.works_with(KeyAlgorithm::Rsa { bits: 2048 }));
+        assert!(!m.works_with(KeyAlgorithm::P256));
+        assert!(!Mechanism::RsaPkcs1 { hash: HashAlg::Sm3 }.works_with(KeyAlgorithm::Rsa { bits: 2048 }));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! [pkcs11]
 //! p11kit = true                # also load modules registered with p11-kit (default)
 //! poll_interval_ms = 500       # hot-plug polling when a module has no slot events
+//! init_timeout_ms = 5000       # a module that has not started by then is reported and left alone
 //!
 //! [[pkcs11.modules]]
 //! path = "/usr/lib/softhsm/libsofthsm2.so"
@@ -24,6 +25,10 @@ use crate::sm2::Sm2VendorConfig;
 /// Default hot-plug polling interval.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 500;
 
+/// Default deadline for a module's start-up calls (`C_Initialize`, `C_GetInfo`, `C_GetSlotList`).
+/// Healthy modules answer in milliseconds; one that talks to a slow reader may take a second.
+pub const DEFAULT_INIT_TIMEOUT_MS: u64 = 5000;
+
 /// The driver's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,11 +40,26 @@ pub struct Pkcs11Config {
     pub p11kit: bool,
     /// How often the hot-plug watcher rescans slots when a module reports no slot events.
     pub poll_interval_ms: u64,
+    /// How long each module may take to start before it is reported as hung and left alone, so
+    /// one vendor module that never returns cannot hang ukey.
+    pub init_timeout_ms: u64,
 }
 
 impl Default for Pkcs11Config {
     fn default() -> Self {
-        Pkcs11Config { modules: Vec::new(), p11kit: true, poll_interval_ms: DEFAULT_POLL_INTERVAL_MS }
+        Pkcs11Config {
+            modules: Vec::new(),
+            p11kit: true,
+            poll_interval_ms: DEFAULT_POLL_INTERVAL_MS,
+            init_timeout_ms: DEFAULT_INIT_TIMEOUT_MS,
+        }
+    }
+}
+
+impl Pkcs11Config {
+    /// The start-up deadline of each module (at least 10 ms).
+    pub fn init_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.init_timeout_ms.max(10))
     }
 }
 
@@ -92,6 +112,7 @@ mod tests {
         .unwrap();
         assert!(cfg.p11kit);
         assert_eq!(cfg.poll_interval_ms, DEFAULT_POLL_INTERVAL_MS);
+        assert_eq!(cfg.init_timeout_ms, DEFAULT_INIT_TIMEOUT_MS);
         assert_eq!(cfg.modules[0].path, PathBuf::from("/x.so"));
         assert!(!cfg.modules[0].keep_login);
         let again: Pkcs11Config = serde_json::from_str(&serde_json::to_string(&cfg).unwrap()).unwrap();

@@ -115,7 +115,31 @@ pub struct Discovery {
     pub modules: Vec<ModuleSpec>,
     /// Registrations that were skipped with the reason (shown by `ukey modules`).
     pub notes: Vec<DriverStatus>,
+    /// Modules left out on purpose, with the reason (shown by `ukey modules` as skipped).
+    pub skipped: Vec<(ModuleSpec, String)>,
 }
+
+/// What else ukey runs, which changes what discovery leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// ukey's own PC/SC driver runs: OpenSC's p11-kit registration is skipped (unless the
+    /// configuration names that module), since both would reach the same cards.
+    pub native_pcsc: bool,
+}
+
+/// OpenSC's PKCS#11 modules (`opensc-pkcs11.so`, `onepin-opensc-pkcs11.so`): generic PC/SC card
+/// middleware, the same ground ukey's PC/SC driver covers.
+pub fn is_opensc_module(path: &Path) -> bool {
+    [path.to_path_buf(), identity(path)]
+        .iter()
+        .map(|p| module_name(p))
+        .any(|name| name == "opensc-pkcs11" || name == "onepin-opensc-pkcs11")
+}
+
+/// Why OpenSC's registration is left out when ukey's PC/SC driver runs.
+pub const OPENSC_SKIPPED: &str = "skipped: OpenSC's module reaches the same PC/SC cards as ukey's own PC/SC driver, so \
+     each card would appear twice (and this module can hang in C_Initialize); to use it anyway, name it in a \
+     [[pkcs11.modules]] entry of ukey's config, or leave `pcsc` out of `drivers`";
 
 /// Finds the modules to load from every source. `env_modules` is the value of
 /// [`MODULES_ENV`] (passed in so callers and tests decide where it comes from).
@@ -124,6 +148,17 @@ pub fn discover(
     catalog: &[CatalogModule],
     paths: &SearchPaths,
     env_modules: Option<&str>,
+) -> Discovery {
+    discover_with(config, catalog, paths, env_modules, DiscoveryOptions::default())
+}
+
+/// As [`discover`], knowing what else ukey runs ([`DiscoveryOptions`]).
+pub fn discover_with(
+    config: &Pkcs11Config,
+    catalog: &[CatalogModule],
+    paths: &SearchPaths,
+    env_modules: Option<&str>,
+    options: DiscoveryOptions,
 ) -> Discovery {
     let mut found = Discovery::default();
     if let Some(list) = env_modules.filter(|v| !v.trim().is_empty()) {
@@ -139,6 +174,12 @@ pub fn discover(
     }
     if config.p11kit {
         for registration in p11kit_registrations(paths, &mut found.notes) {
+            let listed = found.modules.iter().any(|m| identity(&m.path) == identity(&registration.path));
+            if options.native_pcsc && !listed && is_opensc_module(&registration.path) {
+                debug!("{}: {OPENSC_SKIPPED}", registration.path.display());
+                found.skipped.push((registration, OPENSC_SKIPPED.to_string()));
+                continue;
+            }
             push(&mut found, registration);
         }
     }
@@ -373,6 +414,37 @@ mod tests {
         assert_eq!(on.modules.len(), 1);
         let off = discover(&Pkcs11Config::only(Vec::<PathBuf>::new()), &[], &paths, None);
         assert!(off.modules.is_empty());
+    }
+
+    #[test]
+    fn opensc_registration_is_skipped_beside_the_native_pcsc_driver_unless_configured() {
+        let tmp = tempfile::tempdir().unwrap();
+        let libs = tmp.path().join("lib");
+        write(&libs, "opensc-pkcs11.so", "");
+        write(&libs, "libvendor.so", "");
+        let reg = tmp.path().join("p11kit");
+        write(&reg, "opensc-pkcs11.module", "module: opensc-pkcs11.so\n");
+        write(&reg, "vendor.module", "module: libvendor.so\n");
+        let paths = SearchPaths { p11kit_config_dirs: vec![reg], module_dirs: vec![libs.clone()] };
+        let pcsc = DiscoveryOptions { native_pcsc: true };
+        let names = |d: &Discovery| d.modules.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+
+        let beside = discover_with(&Pkcs11Config::default(), &[], &paths, None, pcsc);
+        assert_eq!(names(&beside), vec!["vendor"]);
+        assert_eq!(beside.skipped.len(), 1);
+        assert_eq!(beside.skipped[0].0.name, "opensc-pkcs11");
+        assert!(beside.skipped[0].1.contains("appear twice"), "{}", beside.skipped[0].1);
+
+        let alone = discover_with(&Pkcs11Config::default(), &[], &paths, None, DiscoveryOptions::default());
+        assert_eq!(names(&alone), vec!["opensc-pkcs11", "vendor"]);
+        assert!(alone.skipped.is_empty());
+
+        let config =
+            Pkcs11Config { modules: vec![ModuleConfig::new(libs.join("opensc-pkcs11.so"))], ..Default::default() };
+        let named = discover_with(&config, &[], &paths, None, pcsc);
+        assert_eq!(names(&named), vec!["opensc-pkcs11", "vendor"]);
+        assert_eq!(named.modules[0].source, ModuleSource::Config);
+        assert!(named.skipped.is_empty());
     }
 
     #[test]

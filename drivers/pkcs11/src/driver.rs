@@ -15,7 +15,7 @@ use serde::Serialize;
 use ukey_api::{Carrier, CarrierId, CarrierInfo, CarrierKind, Driver, DriverStatus, EventSink, Result, Watch};
 
 use crate::config::Pkcs11Config;
-use crate::discovery::{self, CatalogModule, Discovery, ModuleSpec, SearchPaths};
+use crate::discovery::{self, CatalogModule, Discovery, DiscoveryOptions, ModuleSpec, SearchPaths};
 use crate::module::{self, LibraryInfo, Module};
 use crate::session::{Token, TokenIdentity, TokenSettings};
 use crate::token::{self, Pkcs11Carrier};
@@ -32,6 +32,9 @@ pub struct ModuleReport {
     pub source: String,
     /// It loaded and initialised.
     pub loaded: bool,
+    /// Left out on purpose (the message says why); not a failure.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
     /// What was found, or what went wrong and what to do.
     pub message: String,
     /// The library's own description, when loaded.
@@ -55,6 +58,7 @@ pub(crate) struct Inner {
     tokens: Mutex<HashMap<CarrierId, Arc<Token>>>,
     pub modules: Vec<LoadedModule>,
     failed: Vec<(ModuleSpec, String)>,
+    skipped: Vec<(ModuleSpec, String)>,
     notes: Vec<DriverStatus>,
     runtime: Mutex<Vec<DriverStatus>>,
     pub poll: Duration,
@@ -81,17 +85,28 @@ impl Pkcs11Driver {
 
     /// As [`Pkcs11Driver::new`], plus the modules the carrier catalog names.
     pub fn with_catalog(config: &Pkcs11Config, catalog: &[CatalogModule]) -> Self {
-        let env = std::env::var(discovery::MODULES_ENV).ok();
-        let found = discovery::discover(config, catalog, &SearchPaths::system(), env.as_deref());
-        Self::load(found, Duration::from_millis(config.poll_interval_ms.max(10)))
+        Self::with_options(config, catalog, DiscoveryOptions::default())
     }
 
-    /// Loads exactly the modules of a discovery result.
-    pub fn load(found: Discovery, poll: Duration) -> Self {
+    /// As [`Pkcs11Driver::with_catalog`], knowing what else ukey runs (its own PC/SC driver
+    /// makes OpenSC's p11-kit registration redundant).
+    pub fn with_options(config: &Pkcs11Config, catalog: &[CatalogModule], options: DiscoveryOptions) -> Self {
+        let env = std::env::var(discovery::MODULES_ENV).ok();
+        let found = discovery::discover_with(config, catalog, &SearchPaths::system(), env.as_deref(), options);
+        Self::load(found, Duration::from_millis(config.poll_interval_ms.max(10)), config.init_timeout())
+    }
+
+    /// Loads exactly the modules of a discovery result. Every module starts on its own worker
+    /// thread at once; each has `init_timeout` to answer, and one that does not is reported and
+    /// never called again, while the others are used as usual.
+    pub fn load(found: Discovery, poll: Duration, init_timeout: Duration) -> Self {
         let mut modules = Vec::new();
         let mut failed = Vec::new();
         let mut notes = found.notes;
-        for spec in found.modules {
+        let skipped = found.skipped;
+        let started: Vec<_> = found.modules.into_iter().map(|spec| (module::start(&spec.path), spec)).collect();
+        let deadline = std::time::Instant::now() + init_timeout;
+        for (pending, spec) in started {
             let sm2 = match spec.options.sm2.as_ref().map(|c| c.resolve()).transpose() {
                 Ok(p) => p,
                 Err(e) => {
@@ -103,7 +118,7 @@ impl Pkcs11Driver {
                     None
                 }
             };
-            match module::load(&spec.path) {
+            match pending.wait(deadline, init_timeout) {
                 Ok(module) => {
                     let settings = TokenSettings {
                         keep_login: spec.options.keep_login,
@@ -124,6 +139,7 @@ impl Pkcs11Driver {
                 tokens: Mutex::new(HashMap::new()),
                 modules,
                 failed,
+                skipped,
                 notes,
                 runtime: Mutex::new(Vec::new()),
                 poll,
@@ -142,6 +158,7 @@ impl Pkcs11Driver {
                 path: m.spec.path.clone(),
                 source: m.spec.source.to_string(),
                 loaded: true,
+                skipped: false,
                 message: format!(
                     "loaded: {} {} by {} (Cryptoki {}); {tokens} token(s) present",
                     info.description, info.version, info.manufacturer, info.cryptoki_version
@@ -157,7 +174,21 @@ impl Pkcs11Driver {
                 path: spec.path.clone(),
                 source: spec.source.to_string(),
                 loaded: false,
+                skipped: false,
                 message: message.clone(),
+                library: None,
+                tokens: 0,
+                sm2_profile: None,
+            });
+        }
+        for (spec, reason) in &self.inner.skipped {
+            out.push(ModuleReport {
+                name: spec.name.clone(),
+                path: spec.path.clone(),
+                source: spec.source.to_string(),
+                loaded: false,
+                skipped: true,
+                message: reason.clone(),
                 library: None,
                 tokens: 0,
                 sm2_profile: None,
@@ -244,7 +275,11 @@ impl Driver for Pkcs11Driver {
         let mut out: Vec<DriverStatus> = self
             .modules()
             .into_iter()
-            .map(|r| DriverStatus { subject: r.path.display().to_string(), ok: r.loaded, message: r.message })
+            .map(|r| DriverStatus {
+                subject: r.path.display().to_string(),
+                ok: r.loaded || r.skipped,
+                message: r.message,
+            })
             .collect();
         out.extend(self.inner.notes.iter().cloned());
         out.extend(self.inner.runtime.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());

@@ -29,7 +29,7 @@ pub mod token;
 pub mod watch;
 
 pub use config::{ModuleConfig, Pkcs11Config};
-pub use discovery::{CatalogModule, MODULES_ENV};
+pub use discovery::{CatalogModule, DiscoveryOptions, MODULES_ENV};
 pub use driver::{ModuleReport, Pkcs11Driver};
 pub use sm2::{Sm2Input, Sm2VendorConfig};
 pub use token::Pkcs11Carrier;

@@ -6,10 +6,18 @@
 //! canonical path; the last [`Module`] handle to go calls `C_Finalize`.
 //! Every failure becomes a [`LoadError`] whose message says what was wrong and what to do; it
 //! never stops other modules from loading.
+//!
+//! A vendor module can block forever in its own start-up (OpenSC 0.23's `opensc-pkcs11.so`
+//! intermittently deadlocks on its card mutex inside `C_Initialize` on our test rig). So each
+//! library is started on a worker thread ([`start`]) and waited for with a deadline; a module that
+//! misses it is reported ([`LoadError::NoAnswer`]), its worker thread is leaked (it cannot be
+//! killed), and the library is never called again in this process.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak, mpsc};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -62,11 +70,28 @@ pub enum LoadError {
         /// The return code.
         rv: String,
     },
+    /// The module did not return from one of its start-up calls within the deadline.
+    #[error(
+        "{path}: the module did not answer {call} within {seconds} s; ukey leaves it alone for the rest of this run \
+         and its tokens are not available. Unplug and replug the token or restart pcscd and try again; if it keeps \
+         hanging, update the vendor's module or stop loading it (remove it from the [pkcs11] configuration or its \
+         p11-kit registration); a slow but working module needs a larger [pkcs11] init_timeout_ms"
+    )]
+    NoAnswer {
+        /// The file.
+        path: PathBuf,
+        /// The PKCS#11 call that did not return.
+        call: String,
+        /// The deadline, in seconds.
+        seconds: String,
+    },
 }
 
 /// One loaded and initialised PKCS#11 library.
 pub struct Module {
     canonical: PathBuf,
+    /// This library's entry in the process-wide table.
+    slot: LibrarySlot,
     ctx: Pkcs11,
     owns_init: bool,
     info: LibraryInfo,
@@ -82,37 +107,173 @@ impl std::fmt::Debug for Module {
     }
 }
 
-fn loaded() -> &'static Mutex<HashMap<PathBuf, Weak<Module>>> {
-    static LOADED: OnceLock<Mutex<HashMap<PathBuf, Weak<Module>>>> = OnceLock::new();
-    LOADED.get_or_init(|| Mutex::new(HashMap::new()))
+/// One library's entry in the process-wide table: the live module, if any. Its lock is held
+/// while the library is opened or finalised, so a second user of the same library waits for
+/// that, while other libraries are never held up by it (a hung module blocks only its own entry).
+type LibrarySlot = Arc<Mutex<Option<Weak<Module>>>>;
+
+#[derive(Default)]
+struct Table {
+    libraries: HashMap<PathBuf, LibrarySlot>,
+    /// Libraries that missed their deadline, with what they did not answer: never called again
+    /// in this process.
+    hung: HashMap<PathBuf, LoadError>,
 }
 
-/// Loads and initialises the library at `path`, or hands back the copy already loaded.
-pub fn load(path: &Path) -> Result<Arc<Module>, LoadError> {
-    if !path.exists() {
-        return Err(LoadError::Missing(path.to_path_buf()));
+fn table() -> MutexGuard<'static, Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+    TABLE.get_or_init(|| Mutex::new(Table::default())).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where a worker is in starting a module, so a missed deadline names the call that hung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    Loading = 0,
+    Initializing = 1,
+    Info = 2,
+    ListingSlots = 3,
+}
+
+impl Phase {
+    fn from_u8(v: u8) -> Phase {
+        match v {
+            1 => Phase::Initializing,
+            2 => Phase::Info,
+            3 => Phase::ListingSlots,
+            _ => Phase::Loading,
+        }
     }
+
+    fn call(self) -> &'static str {
+        match self {
+            Phase::Loading => "dlopen/C_GetFunctionList",
+            Phase::Initializing => "C_Initialize",
+            Phase::Info => "C_GetInfo",
+            Phase::ListingSlots => "C_GetSlotList",
+        }
+    }
+}
+
+/// A module being started on its own worker thread ([`start`]).
+pub struct Pending {
+    path: PathBuf,
+    canonical: PathBuf,
+    phase: Arc<AtomicU8>,
+    result: Result<mpsc::Receiver<Result<Arc<Module>, LoadError>>, LoadError>,
+}
+
+/// Starts loading and initialising the library at `path` on a worker thread: `dlopen`,
+/// `C_GetFunctionList`, `C_Initialize`, `C_GetInfo` and one `C_GetSlotList`, the calls a vendor
+/// module may never return from. [`Pending::wait`] collects it within a deadline. Starting every
+/// module first and then waiting lets them initialise side by side.
+pub fn start(path: &Path) -> Pending {
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let phase = Arc::new(AtomicU8::new(Phase::Loading as u8));
+    let mut pending = Pending {
+        path: path.to_path_buf(),
+        canonical: canonical.clone(),
+        phase: phase.clone(),
+        result: Err(LoadError::Missing(path.to_path_buf())),
+    };
+    if !path.exists() {
+        return pending;
+    }
+    if let Some(known) = table().hung.get(&canonical) {
+        pending.result = Err(known.clone());
+        return pending;
+    }
+    let (tx, rx) = mpsc::sync_channel(1);
+    let worker_path = path.to_path_buf();
+    let spawned = std::thread::Builder::new().name("ukey-pkcs11-init".into()).spawn(move || {
+        let loaded = load_blocking(&worker_path, canonical, &phase);
+        if let Ok(module) = &loaded {
+            phase.store(Phase::ListingSlots as u8, Ordering::SeqCst);
+            if let Err(e) = module.ctx().get_slots_with_token() {
+                debug!("{}: C_GetSlotList: {e}", worker_path.display());
+            }
+        }
+        // The receiver is gone when the deadline passed: the module is then dropped here (its
+        // C_Finalize runs) and never used, as its path is marked as hung.
+        let _ = tx.send(loaded);
+    });
+    pending.result = spawned.map(|_| rx).map_err(|e| LoadError::NotPkcs11 {
+        path: path.to_path_buf(),
+        reason: format!("ukey could not start a thread to initialise it: {e}"),
+    });
+    pending
+}
+
+impl Pending {
+    /// Waits for the module until `deadline`. A module that misses it is reported as
+    /// [`LoadError::NoAnswer`] and marked so that nothing in this process calls it again.
+    ///
+    /// The worker thread stuck inside the module cannot be stopped (a thread blocked in foreign
+    /// code cannot be killed safely): it is left behind, blocked, until the process exits.
+    pub fn wait(self, deadline: Instant, allowed: Duration) -> Result<Arc<Module>, LoadError> {
+        let rx = self.result?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let phase = Phase::from_u8(self.phase.load(Ordering::SeqCst));
+                let err = LoadError::NoAnswer {
+                    path: self.path.clone(),
+                    call: phase.call().to_string(),
+                    seconds: seconds(allowed),
+                };
+                warn!("{err}");
+                table().hung.insert(self.canonical, err.clone());
+                Err(err)
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::NotPkcs11 {
+                path: self.path,
+                reason: "its initialisation thread ended without an answer (the module crashed it)".into(),
+            }),
+        }
+    }
+}
+
+/// `2`, `0.5`, `1.5`: seconds as a person writes them.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 { d.as_secs().to_string() } else { format!("{:.1}", d.as_secs_f64()) }
+}
+
+/// Loads and initialises the library at `path` within `allowed`, or hands back the copy already
+/// loaded (see [`start`]).
+pub fn load(path: &Path, allowed: Duration) -> Result<Arc<Module>, LoadError> {
+    start(path).wait(Instant::now() + allowed, allowed)
+}
+
+/// Loads the library on the calling thread (the worker's half of [`start`]).
+fn load_blocking(path: &Path, canonical: PathBuf, phase: &AtomicU8) -> Result<Arc<Module>, LoadError> {
     loop {
-        let mut table = loaded().lock().unwrap_or_else(|p| p.into_inner());
-        match table.get(&canonical).map(Weak::upgrade) {
+        let slot = {
+            let mut table = table();
+            if let Some(known) = table.hung.get(&canonical) {
+                return Err(known.clone());
+            }
+            table.libraries.entry(canonical.clone()).or_default().clone()
+        };
+        let mut live = slot.lock().unwrap_or_else(|p| p.into_inner());
+        match live.as_ref().map(Weak::upgrade) {
             Some(Some(module)) => return Ok(module),
-            // The last handle is being dropped right now: let its C_Finalize finish (it removes
+            // The last handle is being dropped right now: let its C_Finalize finish (it clears
             // the entry) before initialising the library again.
             Some(None) => {
-                drop(table);
+                drop(live);
                 std::thread::yield_now();
             }
             None => {
-                let module = Arc::new(open(path, canonical.clone())?);
-                table.insert(canonical, Arc::downgrade(&module));
+                let module = Arc::new(open(path, canonical, slot.clone(), phase)?);
+                *live = Some(Arc::downgrade(&module));
                 return Ok(module);
             }
         }
     }
 }
 
-fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
+fn open(path: &Path, canonical: PathBuf, slot: LibrarySlot, phase: &AtomicU8) -> Result<Module, LoadError> {
     let ctx = Pkcs11::new(path).map_err(|e| match e {
         CkError::LibraryLoading(reason) => {
             LoadError::NotALibrary { path: path.to_path_buf(), reason: reason.to_string() }
@@ -122,6 +283,7 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
         }
         other => LoadError::NotPkcs11 { path: path.to_path_buf(), reason: other.to_string() },
     })?;
+    phase.store(Phase::Initializing as u8, Ordering::SeqCst);
     let (owns_init, serialize_calls) = match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) => (true, false),
         Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {
@@ -136,6 +298,7 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
         }
         Err(e) => return Err(init_failed(path, &e)),
     };
+    phase.store(Phase::Info as u8, Ordering::SeqCst);
     let info = match ctx.get_library_info() {
         Ok(i) => LibraryInfo {
             description: i.library_description().trim().to_string(),
@@ -151,7 +314,16 @@ fn open(path: &Path, canonical: PathBuf) -> Result<Module, LoadError> {
         }
     };
     debug!("loaded {} ({} {})", path.display(), info.description, info.version);
-    Ok(Module { canonical, ctx, owns_init, info, serialize_calls, call_lock: Mutex::new(()), raw: OnceLock::new() })
+    Ok(Module {
+        canonical,
+        slot,
+        ctx,
+        owns_init,
+        info,
+        serialize_calls,
+        call_lock: Mutex::new(()),
+        raw: OnceLock::new(),
+    })
 }
 
 fn init_failed(path: &Path, e: &CkError) -> LoadError {
@@ -198,16 +370,16 @@ impl Module {
 
 impl Drop for Module {
     fn drop(&mut self) {
-        // Under the table lock, so a concurrent `load` of the same library waits for the
+        // Under the library's own lock, so a concurrent `load` of the same library waits for the
         // finalisation instead of initialising a copy that is about to be finalised.
-        let mut table = loaded().lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         if self.owns_init
             && let Err(e) = self.ctx.clone().finalize()
         {
             debug!("{}: C_Finalize: {e}", self.canonical.display());
         }
-        if table.get(&self.canonical).is_some_and(|w| w.strong_count() == 0) {
-            table.remove(&self.canonical);
+        if live.as_ref().is_some_and(|w| w.strong_count() == 0) {
+            *live = None;
         }
     }
 }

@@ -47,7 +47,7 @@ pub enum Step {
     Ecdsa,
     /// `CKM_ECDSA_SHA256` / `CKM_ECDSA_SHA384` over the message.
     EcdsaHashing(MechanismType),
-    /// `CKM_RSA_PKCS` over the SHA-256 DigestInfo.
+    /// `CKM_RSA_PKCS` over the DigestInfo of the mechanism's hash.
     RsaPkcsDigestInfo,
     /// `CKM_SHA256_RSA_PKCS` over the message.
     Sha256RsaPkcs,
@@ -155,6 +155,9 @@ impl Offered {
                     absent("RSA PKCS#1 v1.5")
                 }
             }
+            // A DigestInfo of any SHA hash needs the raw PKCS#1 v1.5 mechanism.
+            Mechanism::RsaPkcs1 { .. } if self.has(MechanismType::RSA_PKCS) => digest(Step::RsaPkcsDigestInfo),
+            Mechanism::RsaPkcs1 { .. } => absent("raw RSA PKCS#1 v1.5 (CKM_RSA_PKCS)"),
             Mechanism::RsaPssSha256 => {
                 if self.has(MechanismType::RSA_PKCS_PSS) {
                     digest(Step::RsaPss)
@@ -256,7 +259,7 @@ pub fn token_data(
     };
     match &plan.step {
         Step::Ecdsa | Step::RsaPss => digest(),
-        Step::RsaPkcsDigestInfo => ukey_api::crypto::rsapad::sha256_digest_info(&digest()?),
+        Step::RsaPkcsDigestInfo => ukey_api::crypto::rsapad::digest_info(mechanism.hash(), &digest()?),
         Step::EcdsaHashing(_) | Step::Sha256RsaPkcs | Step::Sha256RsaPss => message(),
         Step::VendorSm2(profile) => {
             let user_id = match mechanism {
@@ -445,6 +448,13 @@ mod tests {
         assert_eq!(&data[..4], &[0x30, 0x31, 0x30, 0x0d]);
         let short = SignInput { digest: vec![7; 20], message: None };
         assert!(matches!(token_data(&p, &Mechanism::RsaPkcs1Sha256, None, &short), Err(Error::InvalidInput(_))));
+        // A SHA-1 DigestInfo (pkcs11-tool --test) goes through CKM_RSA_PKCS too.
+        let sha1 = Mechanism::RsaPkcs1 { hash: ukey_api::HashAlg::Sha1 };
+        let p = o.plan(&sha1, KeyAlgorithm::Rsa { bits: 2048 }).unwrap();
+        assert_eq!(p.step, Step::RsaPkcsDigestInfo);
+        let data = token_data(&p, &sha1, None, &short).unwrap();
+        assert_eq!(hex::encode(&data[..15]), "3021300906052b0e03021a05000414");
+        assert!(o.mechanisms_for(KeyAlgorithm::Rsa { bits: 2048 }).contains(&MechanismKind::RsaPkcs1));
     }
 
     #[test]

@@ -20,7 +20,12 @@ fn input(message: &[u8]) -> SignInput {
 fn driver_with(options: impl FnOnce(&mut ModuleConfig)) -> Pkcs11Driver {
     let mut module = ModuleConfig::new(SOFTHSM.into());
     options(&mut module);
-    Pkcs11Driver::new(&Pkcs11Config { modules: vec![module], p11kit: false, poll_interval_ms: 100 })
+    Pkcs11Driver::new(&Pkcs11Config {
+        modules: vec![module],
+        p11kit: false,
+        poll_interval_ms: 100,
+        ..Default::default()
+    })
 }
 
 /// Waits for a condition with a bounded deadline (no sleeps as synchronisation).

@@ -15,6 +15,7 @@ fn keygen(label: &str, algorithm: KeyAlgorithm) -> KeyGenRequest {
 fn input(message: &[u8], mechanism: &Mechanism) -> SignInput {
     let digest = match mechanism {
         Mechanism::EcdsaSha384 => sha384(message),
+        Mechanism::RsaPkcs1 { hash } => hash.digest(message),
         _ => sha256(message),
     };
     SignInput { digest, message: Some(message.to_vec()) }
@@ -90,6 +91,9 @@ fn ukey_keys_sign_and_openssl_verifies() {
             (KeyAlgorithm::Rsa { bits: 2048 }, Mechanism::RsaPkcs1Sha256),
             (KeyAlgorithm::Rsa { bits: 2048 }, Mechanism::RsaPssSha256),
             (KeyAlgorithm::Rsa { bits: 3072 }, Mechanism::RsaPkcs1Sha256),
+            // DigestInfos programs bring through CKM_RSA_PKCS (pkcs11-tool --test signs SHA-1).
+            (KeyAlgorithm::Rsa { bits: 2048 }, Mechanism::RsaPkcs1 { hash: ukey_api::HashAlg::Sha1 }),
+            (KeyAlgorithm::Rsa { bits: 2048 }, Mechanism::RsaPkcs1 { hash: ukey_api::HashAlg::Sha512 }),
         ];
         let mut made = std::collections::HashMap::new();
         for (i, (algorithm, mechanism)) in cases.iter().enumerate() {

@@ -3,7 +3,8 @@
 //! Carriers sign digests, so the host hashes: one place decides which hash a mechanism uses and
 //! how long its output is, and large inputs (files to sign) can be streamed.
 
-use sha2::{Sha256, Sha384};
+use sha1::Sha1;
+use sha2::{Sha224, Sha256, Sha384, Sha512};
 use sm3::Sm3;
 use sm3::digest::Digest;
 
@@ -34,6 +35,9 @@ enum State {
     Sm3(Sm3),
     Sha256(Sha256),
     Sha384(Sha384),
+    Sha1(Sha1),
+    Sha224(Sha224),
+    Sha512(Sha512),
 }
 
 impl Hasher {
@@ -43,6 +47,9 @@ impl Hasher {
             HashAlg::Sm3 => State::Sm3(Sm3::new()),
             HashAlg::Sha256 => State::Sha256(Sha256::new()),
             HashAlg::Sha384 => State::Sha384(Sha384::new()),
+            HashAlg::Sha1 => State::Sha1(Sha1::new()),
+            HashAlg::Sha224 => State::Sha224(Sha224::new()),
+            HashAlg::Sha512 => State::Sha512(Sha512::new()),
         };
         Hasher { state }
     }
@@ -53,6 +60,9 @@ impl Hasher {
             State::Sm3(_) => HashAlg::Sm3,
             State::Sha256(_) => HashAlg::Sha256,
             State::Sha384(_) => HashAlg::Sha384,
+            State::Sha1(_) => HashAlg::Sha1,
+            State::Sha224(_) => HashAlg::Sha224,
+            State::Sha512(_) => HashAlg::Sha512,
         }
     }
 
@@ -62,6 +72,9 @@ impl Hasher {
             State::Sm3(h) => h.update(data),
             State::Sha256(h) => h.update(data),
             State::Sha384(h) => h.update(data),
+            State::Sha1(h) => h.update(data),
+            State::Sha224(h) => h.update(data),
+            State::Sha512(h) => h.update(data),
         }
     }
 
@@ -71,6 +84,9 @@ impl Hasher {
             State::Sm3(h) => h.finalize().to_vec(),
             State::Sha256(h) => h.finalize().to_vec(),
             State::Sha384(h) => h.finalize().to_vec(),
+            State::Sha1(h) => h.finalize().to_vec(),
+            State::Sha224(h) => h.finalize().to_vec(),
+            State::Sha512(h) => h.finalize().to_vec(),
         }
     }
 }
@@ -85,16 +101,19 @@ impl std::fmt::Debug for Hasher {
 mod tests {
     use super::*;
 
+    const ALL_HASHES: [HashAlg; 6] =
+        [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Sha224, HashAlg::Sha512];
+
     #[test]
     fn output_lengths_match_the_contract() {
-        for alg in [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384] {
+        for alg in ALL_HASHES {
             assert_eq!(alg.digest(b"x").len(), alg.output_len(), "{alg:?}");
         }
     }
 
     #[test]
     fn incremental_equals_one_shot() {
-        for alg in [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384] {
+        for alg in ALL_HASHES {
             let mut h = alg.hasher();
             h.update(b"hello ");
             h.update(b"world");

@@ -192,6 +192,11 @@ impl SoftwareKey {
             (Material::Rsa(k), Mechanism::RsaPssSha256) => k
                 .sign_with_rng(&mut SysRng, Pss::<Sha256>::new_with_salt(RSA_PSS_SALT_LEN), &input.digest)
                 .map_err(|e| failed(&e)),
+            (Material::Rsa(k), Mechanism::RsaPkcs1 { hash }) => {
+                // The whole DigestInfo is the input of an unprefixed PKCS#1 v1.5 signature.
+                let info = crate::crypto::rsapad::digest_info(*hash, &input.digest)?;
+                k.sign_with_rng(&mut SysRng, Pkcs1v15Sign::new_unprefixed(), &info).map_err(|e| failed(&e))
+            }
             _ => Err(Error::NotSupported(format!("a {} key cannot make {mechanism} signatures", self.algorithm))),
         }
     }
@@ -389,6 +394,8 @@ impl Drop for Sm2Signer {
 mod tests {
     use super::*;
     use crate::crypto::keyinfo::spki_algorithm;
+    use crate::crypto::verify::verify_signature;
+    use crate::mechanism::HashAlg;
     use sha2::Digest;
 
     #[test]
@@ -446,6 +453,14 @@ mod tests {
         let pkcs1 = key.sign_message(&Mechanism::RsaPkcs1Sha256, b"hello rsa").unwrap();
         assert_eq!(pkcs1.len(), public.size());
         public.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &pkcs1).unwrap();
+        for hash in [HashAlg::Sha1, HashAlg::Sha224, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+            let mech = Mechanism::RsaPkcs1 { hash };
+            let sig = key.sign_message(&mech, b"hello rsa").unwrap();
+            verify_signature(key.public_key_spki(), &mech, SignData::Message(b"hello rsa"), &sig).unwrap();
+            if hash == HashAlg::Sha256 {
+                assert_eq!(sig, pkcs1, "same block as rsa-pkcs1-sha256 (deterministic)");
+            }
+        }
         let pss = key.sign_message(&Mechanism::RsaPssSha256, b"hello rsa").unwrap();
         public.verify(Pss::<Sha256>::new_with_salt(RSA_PSS_SALT_LEN), &digest, &pss).unwrap();
         let again = SoftwareKey::from_pkcs8_der(&key.to_pkcs8_der().unwrap()).unwrap();

@@ -155,6 +155,10 @@ fn verify_rsa(
         .map_err(|e| Error::InvalidInput(format!("unusable RSA public key: {e}")))?;
     Ok(match mechanism {
         Mechanism::RsaPkcs1Sha256 => public.verify(Pkcs1v15Sign::new::<Sha256>(), digest, signature).is_ok(),
+        Mechanism::RsaPkcs1 { hash } => {
+            let info = crate::crypto::rsapad::digest_info(*hash, digest)?;
+            public.verify(Pkcs1v15Sign::new_unprefixed(), &info, signature).is_ok()
+        }
         Mechanism::RsaPssSha256 => match options.pss_salt {
             PssSaltLen::Exactly(len) => public.verify(Pss::<Sha256>::new_with_salt(len), digest, signature).is_ok(),
             PssSaltLen::Auto => {

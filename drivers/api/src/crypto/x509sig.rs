@@ -12,7 +12,7 @@ use crate::crypto::sigenc;
 use crate::crypto::software::RSA_PSS_SALT_LEN;
 use crate::crypto::verify::{PssSaltLen, VerifyOptions, verify_signature_with};
 use crate::error::{Error, Result};
-use crate::mechanism::{DEFAULT_SM2_ID, KeyAlgorithm, Mechanism};
+use crate::mechanism::{DEFAULT_SM2_ID, HashAlg, KeyAlgorithm, Mechanism};
 
 /// SM2 signature with SM3 (GM/T 0006 `SM2-with-SM3`), also GM/T 0010's signature algorithm.
 pub const OID_SM2_WITH_SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.501");
@@ -28,6 +28,20 @@ pub const OID_RSASSA_PSS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.8
 pub const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 /// id-sha384.
 pub const OID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+/// sha1WithRSAEncryption (RFC 8017), only verified or signed when a program brings SHA-1.
+pub const OID_SHA1_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5");
+/// sha224WithRSAEncryption (RFC 8017).
+pub const OID_SHA224_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.14");
+/// sha384WithRSAEncryption (RFC 8017).
+pub const OID_SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+/// sha512WithRSAEncryption (RFC 8017).
+pub const OID_SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+/// id-sha1 (RFC 3279).
+pub const OID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+/// id-sha224.
+pub const OID_SHA224: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.4");
+/// id-sha512.
+pub const OID_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
 /// SM3 (GM/T 0006).
 pub const OID_SM3: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.401");
 
@@ -38,6 +52,17 @@ pub fn signature_algorithm(mechanism: &Mechanism) -> Result<AlgorithmIdentifierO
         Mechanism::EcdsaSha256 => (OID_ECDSA_SHA256, None),
         Mechanism::EcdsaSha384 => (OID_ECDSA_SHA384, None),
         Mechanism::RsaPkcs1Sha256 => (OID_SHA256_WITH_RSA, Some(Any::null())),
+        Mechanism::RsaPkcs1 { hash } => {
+            let oid = match hash {
+                HashAlg::Sha1 => OID_SHA1_WITH_RSA,
+                HashAlg::Sha224 => OID_SHA224_WITH_RSA,
+                HashAlg::Sha256 => OID_SHA256_WITH_RSA,
+                HashAlg::Sha384 => OID_SHA384_WITH_RSA,
+                HashAlg::Sha512 => OID_SHA512_WITH_RSA,
+                HashAlg::Sm3 => return Err(Error::NotSupported("RSA PKCS#1 v1.5 with SM3".into())),
+            };
+            (oid, Some(Any::null()))
+        }
         Mechanism::RsaPssSha256 => {
             let salt = u8::try_from(RSA_PSS_SALT_LEN).map_err(|_| Error::Crypto("PSS salt too long".into()))?;
             let params = rsa::pkcs1::RsaPssParams::<der::asn1::AnyRef<'_>>::new::<sha2::Sha256>(salt);
@@ -61,6 +86,10 @@ pub fn mechanism_for_algorithm(
         o if o == OID_ECDSA_SHA256 => Mechanism::EcdsaSha256,
         o if o == OID_ECDSA_SHA384 => Mechanism::EcdsaSha384,
         o if o == OID_SHA256_WITH_RSA => Mechanism::RsaPkcs1Sha256,
+        o if o == OID_SHA1_WITH_RSA => Mechanism::RsaPkcs1 { hash: HashAlg::Sha1 },
+        o if o == OID_SHA224_WITH_RSA => Mechanism::RsaPkcs1 { hash: HashAlg::Sha224 },
+        o if o == OID_SHA384_WITH_RSA => Mechanism::RsaPkcs1 { hash: HashAlg::Sha384 },
+        o if o == OID_SHA512_WITH_RSA => Mechanism::RsaPkcs1 { hash: HashAlg::Sha512 },
         o if o == OID_RSASSA_PSS => {
             let params = alg
                 .parameters
@@ -85,7 +114,7 @@ pub fn mechanism_for_algorithm(
         }
         other => {
             return Err(Error::NotSupported(format!(
-                "signature algorithm {other}; supported: SM2-with-SM3, ECDSA with SHA-256/384, RSA PKCS#1 v1.5 / PSS with SHA-256"
+                "signature algorithm {other}; supported: SM2-with-SM3, ECDSA with SHA-256/384, RSA PKCS#1 v1.5 with SHA-1/224/256/384/512, RSA-PSS with SHA-256"
             )));
         }
     };
@@ -118,13 +147,27 @@ pub fn verify_signed_data(
 }
 
 /// The AlgorithmIdentifier of a digest algorithm as CMS names it.
-pub fn digest_algorithm(hash: crate::mechanism::HashAlg) -> AlgorithmIdentifierOwned {
-    let oid = match hash {
-        crate::mechanism::HashAlg::Sm3 => OID_SM3,
-        crate::mechanism::HashAlg::Sha256 => OID_SHA256,
-        crate::mechanism::HashAlg::Sha384 => OID_SHA384,
-    };
-    AlgorithmIdentifierOwned { oid, parameters: None }
+pub fn digest_algorithm(hash: HashAlg) -> AlgorithmIdentifierOwned {
+    AlgorithmIdentifierOwned { oid: hash_oid(hash), parameters: None }
+}
+
+/// The object identifier of a hash function.
+pub fn hash_oid(hash: HashAlg) -> ObjectIdentifier {
+    match hash {
+        HashAlg::Sm3 => OID_SM3,
+        HashAlg::Sha256 => OID_SHA256,
+        HashAlg::Sha384 => OID_SHA384,
+        HashAlg::Sha1 => OID_SHA1,
+        HashAlg::Sha224 => OID_SHA224,
+        HashAlg::Sha512 => OID_SHA512,
+    }
+}
+
+/// The hash function an object identifier names, if ukey knows it.
+pub fn hash_for_oid(oid: &ObjectIdentifier) -> Option<HashAlg> {
+    [HashAlg::Sm3, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha1, HashAlg::Sha224, HashAlg::Sha512]
+        .into_iter()
+        .find(|h| hash_oid(*h) == *oid)
 }
 
 #[cfg(test)]
@@ -143,7 +186,10 @@ mod tests {
             };
             let alg = signature_algorithm(&mech).unwrap();
             let (back, options) = mechanism_for_algorithm(&alg, key, None).unwrap();
-            assert_eq!(back, mech);
+            // sha256WithRSAEncryption reads back as the mechanism that always named it.
+            let expected =
+                if mech == (Mechanism::RsaPkcs1 { hash: HashAlg::Sha256 }) { Mechanism::RsaPkcs1Sha256 } else { mech };
+            assert_eq!(back, expected);
             if kind == MechanismKind::RsaPssSha256 {
                 assert_eq!(options.pss_salt, PssSaltLen::Exactly(32));
             }

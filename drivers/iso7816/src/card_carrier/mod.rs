@@ -68,7 +68,9 @@ pub struct PivCarrier {
 fn mechanisms_for(algorithm: KeyAlgorithm) -> Vec<MechanismKind> {
     match algorithm {
         KeyAlgorithm::P256 | KeyAlgorithm::P384 => vec![MechanismKind::EcdsaSha256, MechanismKind::EcdsaSha384],
-        KeyAlgorithm::Rsa { .. } => vec![MechanismKind::RsaPkcs1Sha256, MechanismKind::RsaPssSha256],
+        KeyAlgorithm::Rsa { .. } => {
+            vec![MechanismKind::RsaPkcs1Sha256, MechanismKind::RsaPssSha256, MechanismKind::RsaPkcs1]
+        }
         KeyAlgorithm::Sm2 => vec![],
     }
 }
@@ -421,6 +423,7 @@ impl Carrier for PivCarrier {
                 (MechanismKind::EcdsaSha384, InputForm::Digest),
                 (MechanismKind::RsaPkcs1Sha256, InputForm::Digest),
                 (MechanismKind::RsaPssSha256, InputForm::Digest),
+                (MechanismKind::RsaPkcs1, InputForm::Digest),
             ],
             generate: vec![KeyAlgorithm::P256, KeyAlgorithm::P384, KeyAlgorithm::Rsa { bits: 2048 }],
             import_certificate: true,

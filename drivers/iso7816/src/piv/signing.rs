@@ -7,13 +7,6 @@ use ukey_api::{Error, HashAlg, Result};
 
 use crate::tlv;
 
-/// DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
-const SHA256_DIGEST_INFO: [u8; 19] =
-    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
-/// DigestInfo prefix for SHA-384.
-const SHA384_DIGEST_INFO: [u8; 19] =
-    [0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30];
-
 /// The ECDSA input for a key whose field is `field_len` bytes: the digest's leftmost bytes when
 /// it is longer (as ECDSA truncates), left-padded with zeros when shorter (same integer).
 pub fn ec_input(digest: &[u8], field_len: usize) -> Vec<u8> {
@@ -26,24 +19,14 @@ pub fn ec_input(digest: &[u8], field_len: usize) -> Vec<u8> {
     }
 }
 
-/// EMSA-PKCS1-v1_5 encoding of a digest for a `modulus_len`-byte key.
+/// EMSA-PKCS1-v1_5 encoding of a digest for a `modulus_len`-byte key: the DigestInfo of any
+/// SHA hash (SHA-1 to SHA-512: programs bring their own through PKCS#11 `CKM_RSA_PKCS`), built by
+/// the contract's DER encoder.
 pub fn pkcs1_v15_block(digest: &[u8], hash: HashAlg, modulus_len: usize) -> Result<Vec<u8>> {
-    let prefix: &[u8] = match hash {
-        HashAlg::Sha256 => &SHA256_DIGEST_INFO,
-        HashAlg::Sha384 => &SHA384_DIGEST_INFO,
-        HashAlg::Sm3 => return Err(Error::NotSupported("RSA with SM3 on PIV cards".into())),
-    };
-    check_digest(digest, hash)?;
-    let t_len = prefix.len() + digest.len();
-    if modulus_len < t_len + 11 {
-        return Err(Error::InvalidInput("the RSA key is too small for this digest".into()));
+    if !hash.in_rsa_digest_info() {
+        return Err(Error::NotSupported(format!("RSA with {} on PIV cards", hash.as_str())));
     }
-    let mut block = vec![0x00, 0x01];
-    block.resize(modulus_len - t_len - 1, 0xFF);
-    block.push(0x00);
-    block.extend_from_slice(prefix);
-    block.extend_from_slice(digest);
-    Ok(block)
+    ukey_api::crypto::rsapad::emsa_pkcs1v15(hash, digest, modulus_len)
 }
 
 /// EMSA-PSS encoding (SHA-256, MGF1-SHA-256, 32-byte random salt) of a SHA-256 digest for a key
@@ -160,6 +143,9 @@ mod tests {
         assert!(block[2..256 - 52].iter().all(|b| *b == 0xFF));
         assert!(pkcs1_v15_block(&[0; 31], HashAlg::Sha256, 256).is_err());
         assert!(pkcs1_v15_block(&[0; 32], HashAlg::Sha256, 40).is_err());
+        let sha1 = pkcs1_v15_block(&[0xAB; 20], HashAlg::Sha1, 256).unwrap();
+        assert_eq!(hex::encode(&sha1[256 - 35..256 - 20]), "3021300906052b0e03021a05000414");
+        assert!(pkcs1_v15_block(&[0; 32], HashAlg::Sm3, 256).is_err());
     }
 
     #[test]

@@ -232,6 +232,18 @@ pub fn openssl_verify(rig: &Rig, spki: &[u8], mechanism: &ukey_api::Mechanism, d
             std::fs::write(&sig, signature).unwrap();
             args.extend(["-pkeyopt", "digest:sha256"]);
         }
+        Mechanism::RsaPkcs1 { hash } => {
+            std::fs::write(&sig, signature).unwrap();
+            let digest = match hash {
+                ukey_api::HashAlg::Sha1 => "digest:sha1",
+                ukey_api::HashAlg::Sha224 => "digest:sha224",
+                ukey_api::HashAlg::Sha256 => "digest:sha256",
+                ukey_api::HashAlg::Sha384 => "digest:sha384",
+                ukey_api::HashAlg::Sha512 => "digest:sha512",
+                ukey_api::HashAlg::Sm3 => panic!("RSA with SM3 does not exist"),
+            };
+            args.extend(["-pkeyopt", digest]);
+        }
         Mechanism::RsaPssSha256 => {
             std::fs::write(&sig, signature).unwrap();
             args.extend(["-pkeyopt", "rsa_padding_mode:pss", "-pkeyopt", "rsa_pss_saltlen:32"]);
