@@ -233,7 +233,7 @@ impl Carriers {
 
     async fn on_driver_event(self: &Arc<Self>, idx: usize, ev: CarrierEvent) {
         match ev {
-            CarrierEvent::Inserted { info } => {
+            CarrierEvent::Inserted { info } | CarrierEvent::Identified { info, .. } => {
                 if self.get(&info.id).is_err() {
                     self.rescan(idx).await;
                 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use ukey_vpiv::harness::{InsertedCard, ReaderLease};
+use ukey_vpiv::harness::{InsertedCard, ReaderLease, VPCD_READERS};
 use ukey_vpiv::{CardConfig, VirtualPiv};
 
 /// The virtual card's factory PIN.
@@ -97,6 +97,37 @@ impl Ran {
     }
 }
 
+/// Longest any one command of a test may run. Generous for a loaded 2-core CI machine; a command
+/// past it has hung (OpenSC 0.23 can deadlock in its own `C_Initialize`, see
+/// [`Rig::opensc_conf`]) and is killed, so the test fails with the command named instead of
+/// stalling the whole run.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Runs `cmd` to completion, collecting its output, within [`COMMAND_DEADLINE`].
+#[track_caller]
+fn output_within(mut cmd: Command, program: &str) -> Output {
+    let child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(COMMAND_DEADLINE) {
+        Ok(out) => {
+            let _ = waiter.join();
+            out.unwrap_or_else(|e| panic!("running {program}: {e}"))
+        }
+        Err(_) => {
+            if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            let _ = waiter.join();
+            panic!("{program} did not finish within {COMMAND_DEADLINE:?} and was killed: it hung");
+        }
+    }
+}
+
 /// OpenSC's PKCS#11 module on Debian/Ubuntu (amd64 and arm64 multiarch paths).
 pub fn opensc_module() -> PathBuf {
     [
@@ -155,11 +186,33 @@ impl Rig {
     }
 
     /// OpenSC's configuration for this rig: no file cache, and only the leased reader.
+    ///
+    /// Ignoring the other readers is what keeps OpenSC from hanging. OpenSC binds every card in
+    /// every reader inside `C_Initialize`; a card another test is pulling out or faulting in the
+    /// other reader makes its PIV driver's `card_reader_lock_obtained` fail, and OpenSC 0.23's
+    /// `sc_lock` then returns success with the lock count already dropped (OpenSC issue 2707,
+    /// fixed in 0.24 by d449feeda). The following `sc_unlock` finds the count at zero and returns
+    /// with the card mutex still held, so the next lock of that card blocks forever in
+    /// `pthread_mutex_lock` (the `sc_pkcs15_bind` → `sc_unlock` stack seen in gdb). The mutexes
+    /// are real whenever the caller passes `CK_C_INITIALIZE_ARGS` (with or without
+    /// `CKF_OS_LOCKING_OK`); only a NULL argument, as `pkcs11-tool` passes, makes them no-ops.
     fn opensc_conf(&self) -> PathBuf {
         let path = self.path("opensc.conf");
         if !path.exists() {
-            std::fs::write(&path, "app default {\n    framework pkcs15 {\n        use_file_caching = no;\n    }\n}\n")
-                .expect("write opensc.conf");
+            let others: Vec<String> =
+                VPCD_READERS.iter().filter(|r| r.name != self.reader).map(|r| format!("\"{}\"", r.name)).collect();
+            let ignored = if others.is_empty() {
+                String::new()
+            } else {
+                format!("    ignored_readers = {};\n", others.join(", "))
+            };
+            std::fs::write(
+                &path,
+                format!(
+                    "app default {{\n{ignored}    framework pkcs15 {{\n        use_file_caching = no;\n    }}\n}}\n"
+                ),
+            )
+            .expect("write opensc.conf");
         }
         path
     }
@@ -171,7 +224,7 @@ impl Rig {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Ran::of(cmd.output().expect("running ukey"))
+        Ran::of(output_within(cmd, "ukey"))
     }
 
     /// Runs `ukey --config FILE ARGS` (the drivers come from the config file).
@@ -181,13 +234,14 @@ impl Rig {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Ran::of(cmd.output().expect("running ukey"))
+        Ran::of(output_within(cmd, "ukey"))
     }
 
     /// Runs any program in the rig's directory and environment.
     pub fn run(&self, program: &str, args: &[&str]) -> Ran {
-        let ran =
-            Ran::of(self.command(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}")));
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        let ran = Ran::of(output_within(cmd, program));
         eprintln!("$ {program} {}\n{}{}-> {:?}", args.join(" "), ran.stdout, ran.stderr, ran.code);
         ran
     }

@@ -12,7 +12,10 @@ use crate::identity::{CarrierId, CarrierInfo, CarrierKind};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum CarrierEvent {
-    /// A carrier was inserted (or found at start-up).
+    /// A carrier was inserted (or found at start-up). Drivers that need several commands to
+    /// learn who a carrier is (a smart card: SELECT, CHUID) may send this as soon as the device
+    /// is seen, under a provisional id, and follow with [`CarrierEvent::Identified`]; a device
+    /// that turns out not to be a usable carrier is withdrawn with [`CarrierEvent::Removed`].
     Inserted {
         /// Who it is.
         info: Box<CarrierInfo>,
@@ -21,6 +24,15 @@ pub enum CarrierEvent {
     Removed {
         /// Its stable id.
         id: CarrierId,
+    },
+    /// A carrier reported as [`CarrierEvent::Inserted`] under a provisional id is now known:
+    /// `info` is who it is, and every later event about it uses `info.id`. Sent so a person sees
+    /// a card arrive at once rather than after it has been read (hot-plug latency).
+    Identified {
+        /// The id the `Inserted` event carried.
+        provisional: CarrierId,
+        /// Who it is.
+        info: Box<CarrierInfo>,
     },
     /// Objects on the carrier changed (key generated, certificate imported, token reset).
     Changed {

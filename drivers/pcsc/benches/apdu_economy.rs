@@ -75,9 +75,12 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let data = dir.join("digest.bin");
     std::fs::write(&data, &input.digest).expect("write digest");
+    // The leased reader's slot, by its description (the reader name): without it pkcs11-tool
+    // takes the first slot with a token, which may be another test's card in the other vpcd
+    // reader, and this card would count only part of OpenSC's APDUs.
     let run = |args: &[&str]| {
         let out = Command::new("pkcs11-tool")
-            .args(["--module", OPENSC])
+            .args(["--module", OPENSC, "--slot-description", lease.reader_name()])
             .args(args)
             .output()
             .expect("pkcs11-tool (apt-get install opensc)");

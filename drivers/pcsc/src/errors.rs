@@ -13,8 +13,12 @@ pub fn map(e: pcsc::Error, what: &str) -> Error {
         P::RemovedCard | P::NoSmartcard | P::UnknownReader | P::ReaderUnavailable | P::UnpoweredCard => {
             Error::TokenRemoved
         }
-        P::NoService | P::ServiceStopped | P::NoReadersAvailable if what.is_empty() => Error::Device(PCSCD_HINT.into()),
+        P::NoService | P::ServiceStopped | P::CommError | P::NoReadersAvailable if what.is_empty() => {
+            Error::Device(PCSCD_HINT.into())
+        }
         P::NoService | P::ServiceStopped => Error::Device(format!("{what}: {PCSCD_HINT}")),
+        // The socket to pcscd broke in the middle of the call: the daemon died.
+        P::CommError => Error::Device(format!("{what}: the connection to pcscd broke (did it stop?); {PCSCD_HINT}")),
         P::NoReadersAvailable => Error::NotFound("no smart card reader is connected".into()),
         P::SharingViolation => Error::Busy(format!("{what}: another program holds the card exclusively")),
         P::Timeout => Error::Timeout(format!("{what}: the reader did not answer in time")),

@@ -23,8 +23,11 @@ enum Interruption {
 
 fn interruption(e: pcsc::Error) -> Option<Interruption> {
     match e {
-        pcsc::Error::ResetCard => Some(Interruption::Reset),
-        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle => {
+        // A card reset by another program may answer the first command with a protocol
+        // mismatch until the handle reconnects (renegotiates): repaired like a reset.
+        pcsc::Error::ResetCard | pcsc::Error::ProtoMismatch => Some(Interruption::Reset),
+        // CommError: the socket to pcscd broke mid-call (the daemon was killed).
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped | pcsc::Error::InvalidHandle | pcsc::Error::CommError => {
             Some(Interruption::Service)
         }
         _ => None,
@@ -40,10 +43,21 @@ pub struct PcscTransport {
 }
 
 fn connect(ctx: &PcscContext, reader: &CStr) -> Result<(pcsc::Card, Vec<u8>)> {
-    let context = ctx.get()?;
-    let card = context
-        .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
-        .map_err(|e| errors::map(e, &format!("connect to the card in {}", reader.to_string_lossy())))?;
+    let what = || format!("connect to the card in {}", reader.to_string_lossy());
+    let mut context = ctx.get()?;
+    let card = match context.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
+        Ok(card) => card,
+        // A context from before a pcscd crash still looks valid to the client library; only a
+        // call shows it is dead. One fresh context, then the daemon's own answer stands.
+        Err(e) if interruption(e) == Some(Interruption::Service) => {
+            ctx.invalidate();
+            context = ctx.get()?;
+            context
+                .connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+                .map_err(|e| errors::map(e, &what()))?
+        }
+        Err(e) => return Err(errors::map(e, &what())),
+    };
     // The ATR as the reader state reports it: the ATR attribute is refused by some reader
     // drivers (vpcd among them).
     let mut state = [pcsc::ReaderState::new(reader.to_owned(), pcsc::State::UNAWARE)];
@@ -97,7 +111,10 @@ impl PcscTransport {
             }
             _ => {
                 log::info!("reconnecting to {} through a new PC/SC context", self.reader.to_string_lossy());
-                self.card = None;
+                if let Some(old) = self.card.take() {
+                    // Leave the card as it is (see `Drop`); on a dead context this fails, harmlessly.
+                    let _ = old.disconnect(pcsc::Disposition::LeaveCard);
+                }
                 self.ctx.invalidate();
                 let (card, atr) = connect(&self.ctx, &self.reader)?;
                 if atr != self.atr {
@@ -107,6 +124,20 @@ impl PcscTransport {
                 self.card = Some(card);
                 Ok(())
             }
+        }
+    }
+}
+
+impl Drop for PcscTransport {
+    /// Disconnects leaving the card as it is. The `pcsc` crate's own drop resets the card, which
+    /// power-cycles it under every other program using it (their PIN state and selected
+    /// application gone, their next command failing with a reset or protocol mismatch) each
+    /// time a ukey process or carrier handle ends.
+    fn drop(&mut self) {
+        if let Some(card) = self.card.take()
+            && let Err((_, e)) = card.disconnect(pcsc::Disposition::LeaveCard)
+        {
+            log::debug!("disconnecting from the card in {}: {e}", self.reader.to_string_lossy());
         }
     }
 }
@@ -165,6 +196,14 @@ impl CardTransport for PcscTransport {
                         pipe.removed || (failed && interrupted.is_none() && !card_present(&self.ctx, &self.reader));
                     if let Err((_, e)) = tx.end(pcsc::Disposition::LeaveCard) {
                         log::debug!("ending the PC/SC transaction: {e}");
+                    }
+                    if interrupted == Some(Interruption::Service) {
+                        // pcscd went away under this transaction: the shared context is dead,
+                        // though the client library still calls it valid. Forget it, so the
+                        // next user (this handle's next operation reconnects through
+                        // `recover`, the watcher identifying a card) starts from a fresh one
+                        // instead of failing on the stale one forever.
+                        self.ctx.invalidate();
                     }
                     if removed {
                         return Err(Error::TokenRemoved);

@@ -17,6 +17,10 @@ pub enum FaultMode {
     EndlessGetResponse,
     /// Answer a status word no standard defines (`1234`) and no data.
     BogusStatus,
+    /// Never answer: the card stops in the middle of the command, until its connection closes
+    /// (pcscd killed, the card removed). For tests that kill pcscd mid-transaction at a known
+    /// APDU; [`crate::vpcd::SharedCard::wait_until`] tells when the card got there.
+    Hang,
 }
 
 /// A fault mode and the APDU from which it applies (1 = the first APDU the card sees after
@@ -36,6 +40,8 @@ pub enum FaultAction {
     Answer(Vec<u8>),
     /// Close the connection without answering.
     Drop,
+    /// Answer nothing until the connection closes.
+    Hang,
 }
 
 impl FaultPlan {
@@ -61,6 +67,7 @@ impl FaultPlan {
         let ok = [0x90, 0x00];
         FaultAction::Answer(match mode {
             FaultMode::Drop => return FaultAction::Drop,
+            FaultMode::Hang => return FaultAction::Hang,
             FaultMode::TruncatedTlv => {
                 let mut out = data.get(..data.len() / 2).unwrap_or_default().to_vec();
                 out.extend_from_slice(if data.is_empty() { sw } else { &ok });
@@ -107,13 +114,14 @@ fn mode_name(mode: FaultMode) -> &'static str {
         FaultMode::WrongLengths => "wrong-lengths",
         FaultMode::EndlessGetResponse => "endless-61xx",
         FaultMode::BogusStatus => "bogus-sw",
+        FaultMode::Hang => "hang",
     }
 }
 
 /// A fault specification that does not parse.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "bad fault '{0}': use none, or MODE@N with MODE one of drop, truncated-tlv, wrong-lengths, endless-61xx, bogus-sw and N the first APDU number (1 = first)"
+    "bad fault '{0}': use none, or MODE@N with MODE one of drop, truncated-tlv, wrong-lengths, endless-61xx, bogus-sw, hang and N the first APDU number (1 = first)"
 )]
 pub struct FaultParseError(String);
 
@@ -135,6 +143,7 @@ impl FromStr for FaultPlan {
             FaultMode::WrongLengths,
             FaultMode::EndlessGetResponse,
             FaultMode::BogusStatus,
+            FaultMode::Hang,
         ]
         .into_iter()
         .find(|m| mode_name(*m) == name)

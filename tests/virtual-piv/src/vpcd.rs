@@ -2,11 +2,11 @@
 //! protocol over TCP. Connecting inserts the card into the reader; closing the connection
 //! removes it.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ATR;
 use crate::card::VirtualPiv;
@@ -22,27 +22,62 @@ pub struct CardSlot {
     pub apdu_count: u64,
     /// INS byte of every command APDU since insertion, in order (APDU economy benchmarks).
     pub ins_log: Vec<u8>,
+    /// The APDU number at which a [`crate::faults::FaultMode::Hang`] fault stopped the card.
+    pub hung_at: Option<u64>,
 }
 
 /// A handle on a card that may be inserted in a reader.
 #[derive(Clone)]
-pub struct SharedCard(Arc<Mutex<CardSlot>>);
+pub struct SharedCard(Arc<Shared>);
+
+struct Shared {
+    slot: Mutex<CardSlot>,
+    /// Notified after every APDU and when a hang fault fires.
+    changed: Condvar,
+}
 
 impl SharedCard {
     /// Wraps a card with a fault plan.
     pub fn new(card: VirtualPiv, faults: FaultPlan) -> Self {
-        SharedCard(Arc::new(Mutex::new(CardSlot { card, faults, apdu_count: 0, ins_log: Vec::new() })))
+        SharedCard(Arc::new(Shared {
+            slot: Mutex::new(CardSlot { card, faults, apdu_count: 0, ins_log: Vec::new(), hung_at: None }),
+            changed: Condvar::new(),
+        }))
     }
 
     /// Locks the card for inspection or changes; a panic elsewhere never makes it unusable.
     pub fn lock(&self) -> MutexGuard<'_, CardSlot> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until `ready` holds for the card (checked after every APDU it answers and when a
+    /// hang fault fires), at most `timeout`; false when the deadline passed first.
+    pub fn wait_until(&self, timeout: Duration, ready: impl Fn(&CardSlot) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut slot = self.lock();
+        loop {
+            if ready(&slot) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            slot = match self.0.changed.wait_timeout(slot, left) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn notify(&self) {
+        self.0.changed.notify_all();
     }
 
     /// Takes the card back once no connection uses it any more.
     pub fn into_card(self) -> Result<VirtualPiv, SharedCard> {
         match Arc::try_unwrap(self.0) {
-            Ok(mutex) => Ok(mutex.into_inner().unwrap_or_else(|p| p.into_inner()).card),
+            Ok(shared) => Ok(shared.slot.into_inner().unwrap_or_else(|p| p.into_inner()).card),
             Err(arc) => Err(SharedCard(arc)),
         }
     }
@@ -79,8 +114,23 @@ impl vpicc::VSmartCard for Adapter {
         }
         let number = slot.apdu_count;
         let response = slot.card.execute(msg);
-        match slot.faults.apply(number, response) {
+        let action = slot.faults.apply(number, response);
+        if matches!(action, FaultAction::Hang) {
+            slot.hung_at = Some(number);
+        }
+        drop(slot);
+        self.shared.notify();
+        match action {
             FaultAction::Answer(bytes) => bytes,
+            FaultAction::Hang => {
+                log::info!("fault plan: the card stops answering at APDU {number}");
+                // Block until vpcd closes the connection (pcscd gone, card removed): vpcd sends
+                // nothing while it waits for this answer, so any read result means the end.
+                let mut byte = [0u8; 1];
+                let _ = self.stream.read(&mut byte);
+                let _ = self.stream.shutdown(Shutdown::Both);
+                Vec::new()
+            }
             FaultAction::Drop => {
                 log::info!("fault plan: dropping the connection at APDU {number}");
                 // The empty answer cannot be sent on the closed socket: the serve loop ends.
@@ -148,4 +198,5 @@ fn reset_counters(shared: &SharedCard) {
     let mut slot = shared.lock();
     slot.apdu_count = 0;
     slot.ins_log.clear();
+    slot.hung_at = None;
 }

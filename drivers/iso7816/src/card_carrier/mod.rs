@@ -20,6 +20,8 @@ use std::sync::{Mutex, MutexGuard};
 use ukey_api::carrier::{
     Capabilities, Carrier, CertificateImport, Credential, DataObjectWrite, InitRequest, KeyGenRequest,
 };
+use ukey_api::crypto::prepare::SignData;
+use ukey_api::crypto::verify::verify_signature;
 use ukey_api::crypto::{CarrierKeySigner, CertificateOptions, parse_name, self_signed};
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{
@@ -323,15 +325,19 @@ impl PivCarrier {
                     (a, _) => ec_input(digest, a.ec_field_len().unwrap_or(32)),
                 };
                 let Some(sig) = piv.try_sign_raw(slot, alg_id, &input)? else { continue };
-                return match algorithm.ec_field_len() {
-                    Some(field) => ecdsa_der_to_raw(&sig, field),
+                let sig = match algorithm.ec_field_len() {
+                    Some(field) => ecdsa_der_to_raw(&sig, field)?,
                     None => {
                         let len = (algorithm_bits(*algorithm) / 8).max(sig.len());
                         let mut out = vec![0u8; len - sig.len()];
                         out.extend_from_slice(&sig);
-                        Ok(out)
+                        out
                     }
                 };
+                if let Some(known) = state.known.get(&slot) {
+                    check_matches_known_key(slot, &known.spki, mechanism, digest, &sig)?;
+                }
+                return Ok(sig);
             }
             Err(Error::NotFound(format!("a key usable for {mechanism} in slot {slot}")))
         })();
@@ -373,12 +379,35 @@ impl PivCarrier {
                     }
                 };
                 piv.authenticate_management(&mgmt)?;
-                let (algorithm, spki) = piv.generate(slot, alg_id)?;
-                // The old certificate no longer matches the new key: remove it.
-                if named.is_some() && piv.read_certificate(slot)?.is_some() {
-                    log::info!("removing the certificate of the key replaced in slot {slot}");
+                // The old certificate goes BEFORE the new key is made. Deleting it after GENERATE
+                // left a window (card pulled out, reader unplugged, pcscd killed) in which the
+                // slot held the new key beside the old key's certificate: every later listing
+                // named a public key the card no longer had. Cut off here instead, the slot
+                // lists no key (the old key is still in it, unlisted), which claims nothing
+                // false, and a new keygen finishes the job. If the card refuses GENERATE, the
+                // old certificate is put back: nothing the holder had is lost to a refusal.
+                let old_certificate = match named {
+                    Some(slot) => piv.get_data(slot.certificate_tag())?,
+                    None => None,
+                };
+                if old_certificate.is_some() {
+                    log::info!("removing the certificate of slot {slot} before its key is replaced");
                     piv.delete_certificate(slot)?;
+                    state.known.remove(&slot);
                 }
+                let (algorithm, spki) = match piv.generate(slot, alg_id) {
+                    Ok(generated) => generated,
+                    Err(Error::TokenRemoved) => return Err(Error::TokenRemoved),
+                    Err(e) => {
+                        if let Some(old) = &old_certificate {
+                            match piv.put_data(slot.certificate_tag(), old) {
+                                Ok(()) => log::info!("the card refused the new key; slot {slot} keeps its certificate"),
+                                Err(put) => log::warn!("slot {slot}: the old certificate could not be put back: {put}"),
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
                 state.known.insert(slot, KnownKey { algorithm, spki: spki.clone() });
                 Ok(KeyObject {
                     id: ObjectId(vec![slot.reference()]),
@@ -395,6 +424,28 @@ impl PivCarrier {
             }
             result
         })
+    }
+}
+
+/// Refuses a signature that the public key ukey reports for `slot` (from its certificate, or
+/// from key generation) does not verify. A PIV card keeps no public key, so a certificate that
+/// no longer belongs to the slot's key (another program generated a key without replacing the
+/// certificate, or a key generation was cut short by an older ukey) is only found out by
+/// signing; handing such a signature out would let the holder sign with a key their
+/// certificate does not vouch for, and every verifier would reject it later.
+fn check_matches_known_key(slot: Slot, spki: &[u8], mechanism: &Mechanism, digest: &[u8], sig: &[u8]) -> Result<()> {
+    match verify_signature(spki, mechanism, SignData::Digest(digest), sig) {
+        Ok(()) => Ok(()),
+        Err(Error::Crypto(_)) => Err(Error::Device(format!(
+            "the key in slot {slot} does not match the certificate stored for it (the key was replaced without its \
+             certificate, or a key generation was interrupted); generate the key again or import its certificate"
+        ))),
+        // The listed key cannot be used to check (a form the verifier does not take): the card's
+        // own answer stands.
+        Err(e) => {
+            log::debug!("the signature from slot {slot} could not be checked against its certificate: {e}");
+            Ok(())
+        }
     }
 }
 
@@ -461,6 +512,9 @@ impl Carrier for PivCarrier {
         if self.placeholder_certificates {
             match self.store_placeholder_certificate(&key, &request.label, auth) {
                 Ok(fingerprint) => key.certificate = Some(fingerprint),
+                // The card left: the key generation did not finish in a way the next process can
+                // see (the slot holds the new key without a certificate), so say it failed.
+                Err(Error::TokenRemoved) => return Err(Error::TokenRemoved),
                 // The key exists and this process knows it; only later processes will not.
                 Err(e) => log::warn!("no placeholder certificate stored for the key in slot {}: {e}", key.id),
             }

@@ -23,6 +23,8 @@ const GET_CHUID: &str = "00CB3FFF055C035FC10200";
 const GET_DISCOVERY: &str = "00CB3FFF035C017E00";
 const GET_HISTORY: &str = "00CB3FFF055C035FC10C00";
 const GET_9A: &str = "00CB3FFF055C035FC10500";
+/// PUT DATA of an empty certificate object for slot 9A.
+const DELETE_9A: &str = "00DB3FFF075C035FC1055300";
 const GET_9C: &str = "00CB3FFF055C035FC10A00";
 const GET_9D: &str = "00CB3FFF055C035FC10B00";
 const GET_9E: &str = "00CB3FFF055C035FC10100";
@@ -326,9 +328,11 @@ fn keygen_script(card: ScriptedCard, key: ManagementKey, alg: MgmtAlgorithm) -> 
     let sk = SigningKey::from_pkcs8_der(KEY).unwrap();
     let point = sk.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let card = card.expect(SELECT, OK).expect(VERIFY_123456, OK);
+    // The slot's certificate is looked at (and, were there one, deleted) before GENERATE, so no
+    // interruption can leave it beside the new key.
     mutual_auth(card, key, alg)
-        .expect("0047009A05AC0380011100", &format!("{}9000", hx(&encoded(0x7F49, &encoded(0x86, &point)))))
         .expect(GET_9A, NOT_FOUND)
+        .expect("0047009A05AC0380011100", &format!("{}9000", hx(&encoded(0x7F49, &encoded(0x86, &point)))))
         .expect(LOGOUT, OK)
 }
 
@@ -367,12 +371,31 @@ fn default_key_falls_back_to_aes192_when_card_refuses_3des() {
     let key = ManagementKey::default_key();
     let card = opening().expect(SELECT, OK).expect(VERIFY_123456, OK).expect("0087039B047C02800000", "6A80");
     let card = mutual_auth(card, key.clone(), MgmtAlgorithm::Aes192)
+        .expect(GET_9A, NOT_FOUND)
         .expect("0047009A05AC0380011100", "6982")
         .expect(LOGOUT, OK);
     let carrier = open(card);
     let request = KeyGenRequest { algorithm: KeyAlgorithm::P256, label: "k".into(), id: Some(ObjectId(vec![0x9A])) };
     let err = carrier.generate_key(&request, &pin("123456")).unwrap_err();
     assert!(matches!(err, Error::PermissionDenied(_)), "{err:?}");
+}
+
+#[test]
+fn keygen_deletes_the_old_certificate_first_and_restores_it_when_refused() {
+    let object = cert_object(CERT);
+    let put_back = [encoded(0x5C, &[0x5F, 0xC1, 0x05]), object.clone()].concat();
+    let card = opening().expect(SELECT, OK).expect(VERIFY_123456, OK);
+    let card = mutual_auth(card, ManagementKey::default_key(), MgmtAlgorithm::Tdes);
+    let card = long_answer(card, GET_9A, &object)
+        .expect(DELETE_9A, OK)
+        .expect("0047009A05AC0380011100", "6A80")
+        .expect(&format!("10DB3FFFFF{}", hx(&put_back[..255])), OK)
+        .expect(&format!("00DB3FFF{:02X}{}", put_back.len() - 255, hx(&put_back[255..])), OK)
+        .expect(LOGOUT, OK);
+    let carrier = open(card);
+    let request = KeyGenRequest { algorithm: KeyAlgorithm::P256, label: "k".into(), id: Some(ObjectId(vec![0x9A])) };
+    let err = carrier.generate_key(&request, &pin("123456")).unwrap_err();
+    assert!(!matches!(err, Error::TokenRemoved), "{err:?}");
 }
 
 #[test]

@@ -74,6 +74,18 @@ fn start(dir: &Path) -> Result<(), HarnessError> {
 /// Stops pcscd, if the harness started it, and waits until it is gone. Needs the exclusive pcscd
 /// lock, which [`super::ReaderLease::stop_pcscd`] holds.
 pub(super) fn stop() -> Result<(), HarnessError> {
+    end(rustix::process::Signal::TERM)
+}
+
+/// Kills pcscd (SIGKILL: no cleanup, as a crash or the OOM killer would), if the harness started
+/// it, and waits until the process is gone. Its socket file stays behind, stale, as after a real
+/// crash; [`ensure_running`] starts a new daemon over it. Needs the exclusive pcscd lock.
+pub(super) fn kill() -> Result<(), HarnessError> {
+    end(rustix::process::Signal::KILL)
+}
+
+fn end(signal: rustix::process::Signal) -> Result<(), HarnessError> {
+    let graceful = signal == rustix::process::Signal::TERM;
     let dir = lock_dir();
     let _start = LockFile::acquire(&dir.join(START_LOCK), true, START_TIMEOUT)?;
     let Some(pid) = running_pid() else {
@@ -84,15 +96,32 @@ pub(super) fn stop() -> Result<(), HarnessError> {
         return Err(HarnessError::ForeignPcscd(pid));
     }
     let target = rustix::process::Pid::from_raw(pid).ok_or(HarnessError::ForeignPcscd(pid))?;
-    rustix::process::kill_process(target, rustix::process::Signal::TERM)
+    rustix::process::kill_process(target, signal)
         .map_err(|e| HarnessError::Io(format!("kill pcscd {pid}"), e.into()))?;
-    wait_until(START_TIMEOUT, || !Path::new(SOCKET).exists() && !process_alive(pid)).map_err(|_| {
-        HarnessError::PcscdNotReady {
-            socket: SOCKET.to_string(),
-            timeout: START_TIMEOUT,
-            log: dir.join("pcscd.log").display().to_string(),
-        }
+    let gone = wait_until(START_TIMEOUT, || (!graceful || !Path::new(SOCKET).exists()) && !process_alive(pid));
+    if !graceful && gone.is_ok() {
+        clean_after_crash(target);
+    }
+    gone.map_err(|_| HarnessError::PcscdNotReady {
+        socket: SOCKET.to_string(),
+        timeout: START_TIMEOUT,
+        log: dir.join("pcscd.log").display().to_string(),
     })
+}
+
+/// Clears what a killed pcscd leaves: its zombie, when this process started it (a new pcscd
+/// takes a zombie's pid file for a running daemon and refuses to start), and its stale socket
+/// and pid file (a new pcscd refuses a socket file without a pid file it can check).
+fn clean_after_crash(pid: rustix::process::Pid) {
+    // Not our child (another test binary started it): its parent or init reaps it.
+    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+    for stale in [SOCKET, PID_FILE] {
+        if let Err(e) = fs::remove_file(stale)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("removing {stale} left by the killed pcscd: {e}");
+        }
+    }
 }
 
 /// The pid in pcscd's pid file, when that process is alive.

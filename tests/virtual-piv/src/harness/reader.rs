@@ -108,6 +108,15 @@ impl ReaderLease {
         pcscd::stop()
     }
 
+    /// Kills pcscd with SIGKILL (a crash: no cleanup, clients cut off mid-call). Needs an
+    /// exclusive lease; [`ReaderLease::start_pcscd`] brings it back.
+    pub fn kill_pcscd(&self) -> Result<(), HarnessError> {
+        if !self.pcscd_exclusive {
+            return Err(HarnessError::NotExclusive);
+        }
+        pcscd::kill()
+    }
+
     /// Starts pcscd again after [`ReaderLease::stop_pcscd`], waiting until it answers.
     pub fn start_pcscd(&self) -> Result<(), HarnessError> {
         if !self.pcscd_exclusive {
