@@ -168,6 +168,38 @@ fn a_read_only_audit_directory_refuses_every_use_with_a_clear_message() {
     assert!(!message.contains("signature"), "{message}");
 }
 
+/// The audit directory turns read-only under a running agent that already holds its log open.
+/// A read-only remount of the directory's own file system is refused (EBUSY) while files on it
+/// are open for writing, so a read-only tmpfs is mounted over the directory instead: every path
+/// the agent resolves from then on is read-only, as after `mount -o remount,ro` or a disk error.
+#[test]
+fn an_audit_directory_turning_read_only_under_the_agent_refuses_uses_keeps_status_and_recovers() {
+    custody_support::require_root("mounting a read-only file system over the audit directory");
+    let base = tempfile::tempdir().unwrap();
+    let audit = base.path().join("audit");
+    let (agent, fx, _system) = agent_with("", &[("UKEY_AUDIT_DIR", audit.as_path())]);
+    let first = sign_over_unix(&agent, &fx.handle).expect("a writable log: the use is allowed");
+    assert!(first["signature"].is_string(), "{first}");
+
+    let read_only = custody_support::Mount::tmpfs(&audit, "64k", "ro");
+    for _ in 0..2 {
+        let err = sign_over_unix(&agent, &fx.handle).expect_err("no use without its record");
+        assert!(matches!(&err, ClientError::Rpc { kind, .. } if kind == "PolicyDenied"), "fail-closed: {err}");
+        assert!(err.to_string().contains("audit"), "the refusal names the audit log: {err}");
+    }
+    let status = agent.unix().call("agent.status", json!({})).expect("status is served while the log is read-only");
+    assert_eq!(status["carriers"], 1, "{status}");
+
+    // Writable again: the next use is allowed and recorded, and the chain verifies.
+    drop(read_only);
+    let again = sign_over_unix(&agent, &fx.handle).expect("the log is writable again: the use is allowed");
+    assert!(again["signature"].is_string(), "{again}");
+    let records = audit_records(&agent);
+    assert_eq!(count(&records, "use", Some("done")), 2, "both delivered signatures are on record: {records:?}");
+    let verify = audit_verify(&agent);
+    assert!(verify.status.success(), "the chain verifies after the read-only spell: {}", text(&verify));
+}
+
 #[test]
 fn a_full_audit_disk_withholds_the_result_and_every_signature_has_its_record() {
     custody_support::require_root("mounting a small tmpfs for the audit log");

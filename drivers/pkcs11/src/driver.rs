@@ -223,7 +223,7 @@ impl Inner {
                     problems.push(DriverStatus {
                         subject: m.spec.path.display().to_string(),
                         ok: false,
-                        message: format!("cannot list slots: {e}"),
+                        message: format!("cannot list slots: {}", crate::errors::code_text(&e)),
                     });
                     continue;
                 }
@@ -236,7 +236,7 @@ impl Inner {
                         problems.push(DriverStatus {
                             subject: format!("{} slot {}", m.spec.path.display(), slot.id()),
                             ok: false,
-                            message: format!("the token in this slot cannot be read: {e}"),
+                            message: format!("the token in this slot cannot be read: {}", crate::errors::code_text(&e)),
                         });
                         continue;
                     }

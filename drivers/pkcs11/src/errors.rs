@@ -101,6 +101,23 @@ pub fn is_removal(err: &CkError) -> bool {
     )
 }
 
+/// True when the session is stuck in an operation ukey did not start in this transaction (a
+/// transaction has its session to itself): a search whose `C_FindObjectsFinal` failed, say. The
+/// caller drops the session, so the next operation opens a clean one instead of failing with
+/// "busy" for the rest of the process (found by tests/fault_injection.rs).
+pub fn is_stuck_session(err: &CkError) -> bool {
+    matches!(rv_of(err), Some(RvError::OperationActive))
+}
+
+/// A cryptoki error as its code's name and meaning (`GeneralError (Some horrible...)`), for
+/// status lines: the meaning alone does not tell the helpdesk which code the module returned.
+pub fn code_text(err: &CkError) -> String {
+    match err {
+        CkError::Pkcs11(rv, function) => format!("C_{function:?} returned {rv:?} ({rv})"),
+        other => other.to_string(),
+    }
+}
+
 /// True for the codes that mean a cached object handle went stale (SoftHSM invalidates private
 /// key handles on logout; another application may have deleted the object).
 pub fn is_stale_handle(err: &CkError) -> bool {

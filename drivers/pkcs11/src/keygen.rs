@@ -82,7 +82,13 @@ pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest) -> Result<KeyObject> {
             result.map_err(|e| tx.fail(e, &during))?
         }
     };
-    let facts = public_facts(tx, public_handle, private_handle)?;
+    let facts = match public_facts(tx, public_handle, private_handle) {
+        Ok(facts) => facts,
+        Err(e) => {
+            discard(tx, public_handle, private_handle);
+            return Err(e);
+        }
+    };
     let id = if request.id.as_ref().is_some_and(|i| !i.0.is_empty()) {
         id
     } else {
@@ -152,6 +158,18 @@ fn temporary_id(tx: &mut Tx<'_>) -> Result<Vec<u8>> {
 }
 
 /// The new key's public attributes: from the public object, else from the private one.
+/// Removes a just-generated pair whose public key could not be read: it is of no use, and left
+/// behind it would block its label for the next try (found by fault injection). Best effort: when
+/// the session is gone with the token, nothing can be removed.
+fn discard(tx: &mut Tx<'_>, public: ObjectHandle, private: ObjectHandle) {
+    let Ok(session) = tx.session() else { return };
+    for handle in [private, public] {
+        if let Err(e) = session.destroy_object(handle) {
+            debug!("removing a half-made key pair: {e}");
+        }
+    }
+}
+
 fn public_facts(tx: &mut Tx<'_>, public: ObjectHandle, private: ObjectHandle) -> Result<KeyFacts> {
     for handle in [public, private] {
         if let Ok(facts) = objects::read_key(tx, handle)?

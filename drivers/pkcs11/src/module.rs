@@ -310,7 +310,7 @@ fn open(path: &Path, canonical: PathBuf, slot: LibrarySlot, phase: &AtomicU8) ->
             if owns_init && let Err(f) = ctx.clone().finalize() {
                 debug!("{}: C_Finalize after failed C_GetInfo: {f}", path.display());
             }
-            return Err(LoadError::NotPkcs11 { path: path.to_path_buf(), reason: format!("C_GetInfo failed: {e}") });
+            return Err(LoadError::NotPkcs11 { path: path.to_path_buf(), reason: crate::errors::code_text(&e) });
         }
     };
     debug!("loaded {} ({} {})", path.display(), info.description, info.version);
@@ -328,7 +328,7 @@ fn open(path: &Path, canonical: PathBuf, slot: LibrarySlot, phase: &AtomicU8) ->
 
 fn init_failed(path: &Path, e: &CkError) -> LoadError {
     let rv = match e {
-        CkError::Pkcs11(rv, _) => format!("{rv}"),
+        CkError::Pkcs11(rv, _) => format!("{rv:?} ({rv})"),
         other => other.to_string(),
     };
     LoadError::InitializeFailed { path: path.to_path_buf(), rv }

@@ -262,7 +262,7 @@ impl<'a> Tx<'a> {
 
     /// Maps a cryptoki error, dropping the session when the token is gone.
     pub fn fail(&mut self, err: CkError, during: &str) -> Error {
-        if errors::is_removal(&err) {
+        if errors::is_removal(&err) || errors::is_stuck_session(&err) {
             forget_session(&mut self.state);
         }
         errors::map(err, during)
@@ -387,7 +387,7 @@ impl<'a> Tx<'a> {
             }
             _ => None,
         };
-        if errors::is_removal(&err) {
+        if errors::is_removal(&err) || errors::is_stuck_session(&err) {
             forget_session(&mut self.state);
         }
         errors::map_login(err, during, role, flags)

@@ -12,7 +12,15 @@ pub const PUBLIC_KEY: &str = "PUBLIC KEY";
 pub const CMS: &str = "CMS";
 
 /// Encodes DER as PEM with `label` and LF line endings.
+///
+/// Empty DER is refused: a PEM block with no body is not something any reader (ukey's own
+/// `pem_blocks` included) accepts, so writing one would hand the user a file nothing can open.
 pub fn to_pem(label: &str, der: &[u8]) -> Result<String> {
+    if der.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "nothing to write as `{label}` PEM: the DER is empty (the object read from the carrier or file has no content)"
+        )));
+    }
     der::pem::encode_string(label, der::pem::LineEnding::LF, der)
         .map_err(|e| Error::Crypto(format!("PEM encoding failed: {e}")))
 }
@@ -99,6 +107,19 @@ mod tests {
         assert!(err.to_string().contains("no `CERTIFICATE` block"), "{err}");
         let with_text = format!("Certificate Request:\n    Data: ...\n{pem}");
         assert_eq!(der_from_pem_or_der(with_text.as_bytes(), CERTIFICATE_REQUEST).unwrap(), der);
+    }
+
+    /// Regression (fuzz target `pem`, reproducer: the empty input): ukey wrote a PEM block for
+    /// empty DER that its own reader then refused.
+    #[test]
+    fn empty_der_is_refused_on_write_and_read() {
+        for write in [certificate_pem, csr_pem, public_key_pem] {
+            let err = write(&[]).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+            assert!(err.to_string().contains("DER is empty"), "{err}");
+        }
+        let empty_block = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+        assert!(pem_blocks(empty_block.as_bytes()).is_err());
     }
 
     #[test]
