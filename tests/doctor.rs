@@ -203,9 +203,11 @@ fn every_check_reports_with_stable_fields_and_explains_usb_udev_agent_and_custod
     assert!(out.status.success(), "{}", text(&out.stderr));
     fs::write(m.path("etc/policy.toml"), "# a unit's policy\n").expect("policy");
     let findings = m.doctor(&["--check", "udev-rules", "--check", "custody"]);
-    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert_eq!(of(&findings, "udev-rules").len(), 1, "{findings:#?}");
     assert_eq!(of(&findings, "udev-rules")[0]["status"], "ok");
-    assert_eq!(of(&findings, "custody")[0]["status"], "warn");
+    let custody = of(&findings, "custody");
+    assert_eq!(custody[0]["status"], "ok", "{custody:#?}");
+    assert!(message(custody[0]).contains("is in force") && message(custody[0]).contains("refused"), "{custody:#?}");
     let full = fs::read_to_string(&rules).unwrap();
     let stale: String = full.lines().filter(|l| !l.contains("096e")).map(|l| format!("{l}\n")).collect();
     fs::write(&rules, stale).unwrap();
@@ -702,4 +704,179 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `ukey tokens --json` of the machine: (label, serial, model, manufacturer) of each carrier.
+fn soft_tokens(m: &Machine) -> Vec<(String, String, String, String)> {
+    let out = m.command(&["tokens", "--json"]).output().expect("ukey tokens");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let field = |t: &Value, k: &str| t[k].as_str().unwrap_or_default().to_string();
+    json["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| (field(t, "label"), field(t, "serial"), field(t, "model"), field(t, "manufacturer")))
+        .collect()
+}
+
+/// Writes a custody record for a carrier into the machine's registry.
+fn register(m: &Machine, token: &(String, String, String, String), holder: &str, account: &str, status: &str) {
+    use ukey::policy::record::{CarrierRef, CustodyRecord, Holder, Right, Status};
+    let record = CustodyRecord {
+        status: match status {
+            "suspended" => Status::Suspended,
+            "revoked" => Status::Revoked,
+            _ => Status::Active,
+        },
+        status_reason: (status != "active").then(|| "reported lost".to_string()),
+        accounts: vec![account.to_string()],
+        rights: vec![Right::Sign],
+        custodian: holder.into(),
+        registered: "2025-03-01T10:00:00Z".into(),
+        issued: "2025-03-01T10:00:00Z".into(),
+        operator: "test".into(),
+        carrier: CarrierRef { serial: token.1.clone(), model: token.2.clone(), manufacturer: token.3.clone() },
+        holder: Holder { name: holder.into(), id: "E1".into(), unit: "Finance".into() },
+        ..Default::default()
+    };
+    ukey::policy::store::Registry::new(m.path("etc/custody")).write(&record).expect("write the record");
+}
+
+#[test]
+fn custody_check_evaluates_the_policy_for_each_carrier_and_this_account() {
+    let m = Machine::new();
+    // Soft tokens made while no policy is installed (personal mode).
+    for label in ["mine", "theirs", "lost", "stray"] {
+        let out = m
+            .command(&["token", "init", "--soft", "--label", label])
+            .env("UKEY_SO_PIN", "87654321")
+            .env("UKEY_NEW_PIN", "123456")
+            .output()
+            .expect("ukey token init");
+        assert!(out.status.success(), "token init: {}", text(&out.stderr));
+    }
+    let findings = m.doctor(&["--check", "custody"]);
+    assert!(message(of(&findings, "custody")[0]).contains("personal mode"), "{findings:#?}");
+    assert!(findings.iter().any(|f| message(f).contains("4 carrier(s) present")), "{findings:#?}");
+
+    let tokens = soft_tokens(&m);
+    let token = |label: &str| tokens.iter().find(|t| t.0 == label).cloned().unwrap_or_else(|| panic!("{tokens:?}"));
+    let me = ukey::policy::accounts::Account::current().label();
+    register(&m, &token("mine"), "Zhang San", &me, "active");
+    register(&m, &token("theirs"), "Li Si", "#4242", "active");
+    register(&m, &token("lost"), "Zhang San", &me, "suspended");
+    fs::write(m.path("etc/policy.toml"), "mode = \"deny\"\ndevelopment = true\nunit = \"Finance Bureau\"\n").unwrap();
+
+    let findings = m.doctor(&["--check", "custody"]);
+    let custody = of(&findings, "custody");
+    assert!(message(custody[0]).contains("the custody policy of Finance Bureau is in force"), "{custody:#?}");
+    assert!(custody.iter().any(|f| f["status"] == "warn" && message(f).contains("development mode is on")));
+    assert!(
+        custody
+            .iter()
+            .any(|f| message(f).contains("3 custody record(s)") && message(f).contains("2 active, 1 suspended")),
+        "{custody:#?}"
+    );
+    let subject = |label: &str| format!("{label} (serial {})", token(label).1);
+    let mine = about(&findings, "custody", &subject("mine"));
+    assert_eq!(mine["status"], "ok", "{mine}");
+    assert!(message(mine).contains(&format!("registered to Zhang San (Finance); you ({me}) may sign")), "{mine}");
+    assert!(message(mine).contains("not log in (authenticate), generate a key pair"), "the rights it lacks: {mine}");
+    let theirs = about(&findings, "custody", &subject("theirs"));
+    assert_eq!(theirs["status"], "fail", "{theirs}");
+    assert!(
+        message(theirs).contains(&format!("this key is registered to Li Si (Finance); account {me} may not use it"))
+    );
+    assert!(theirs["fix"].as_str().unwrap().contains("helpdesk rebind"), "{theirs}");
+    let lost = about(&findings, "custody", &subject("lost"));
+    assert_eq!(lost["status"], "fail", "{lost}");
+    assert!(message(lost).contains("its registration is suspended (reported lost)"), "{lost}");
+    let stray = about(&findings, "custody", &subject("stray"));
+    assert_eq!(stray["status"], "fail", "{stray}");
+    assert!(message(stray).contains("is not registered in this machine's custody registry"), "{stray}");
+    assert!(stray["fix"].as_str().unwrap().contains(&format!("ukey helpdesk bind --token {}", token("stray").1)));
+
+    // Under `warn`, the unregistered carrier may be used, with a warning.
+    fs::write(m.path("etc/policy.toml"), "mode = \"warn\"\ndevelopment = true\n").unwrap();
+    let findings = m.doctor(&["--check", "custody"]);
+    let stray = about(&findings, "custody", &subject("stray"));
+    assert_eq!(stray["status"], "warn", "{stray}");
+    assert!(message(stray).contains("not registered"), "{stray}");
+
+    // Outside development mode, the software token is no compliant carrier.
+    fs::write(m.path("etc/policy.toml"), "mode = \"deny\"\n").unwrap();
+    let findings = m.doctor(&["--check", "custody"]);
+    let mine = about(&findings, "custody", &subject("mine"));
+    assert_eq!(mine["status"], "fail", "{mine}");
+    assert!(message(mine).contains("not a compliant carrier"), "{mine}");
+
+    // A policy with a typo: everything is refused, and the doctor says which key.
+    fs::write(m.path("etc/policy.toml"), "mdoe = \"warn\"\n").unwrap();
+    let findings = m.doctor(&["--check", "custody"]);
+    let broken = of(&findings, "custody")[0];
+    assert_eq!(broken["status"], "fail", "{broken}");
+    assert!(message(broken).contains("is not valid") && message(broken).contains("mdoe"), "{broken}");
+    assert!(broken["fix"].as_str().unwrap().contains("policy.toml"), "{broken}");
+    let mine = about(&findings, "custody", &subject("mine"));
+    assert_eq!(mine["status"], "fail", "with a broken policy nothing may be used: {mine}");
+}
+
+#[test]
+fn custody_check_verifies_the_audit_log_and_finds_it_unwritable() {
+    let m = Machine::new();
+    let audit = m.path("home/.local/state/ukey/audit");
+    let findings = m.doctor(&["--check", "custody"]);
+    let log = findings.iter().find(|f| message(f).contains("audit log")).unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!(log["status"], "ok", "{log}");
+    assert!(message(log).contains("no audit log yet"), "{log}");
+
+    // A use (the key generation; making the token is not a use of a carrier) puts records on the
+    // log; the chain verifies.
+    let out = m
+        .command(&["token", "init", "--soft", "--label", "audited"])
+        .env("UKEY_SO_PIN", "87654321")
+        .env("UKEY_NEW_PIN", "123456")
+        .output()
+        .expect("ukey token init");
+    assert!(out.status.success(), "token init: {}", text(&out.stderr));
+    let out = m
+        .command(&["keygen", "--token", "audited", "--alg", "p256", "--label", "k"])
+        .env("UKEY_PIN", "123456")
+        .output()
+        .expect("ukey keygen");
+    assert!(out.status.success(), "keygen: {}", text(&out.stderr));
+    let findings = m.doctor(&["--check", "custody"]);
+    let log = findings.iter().find(|f| message(f).contains("audit log")).unwrap();
+    assert_eq!(log["status"], "ok", "{log}");
+    assert!(message(log).contains("its chain verifies"), "{log}");
+
+    // A record edited: the doctor fails and says where.
+    let file = fs::read_dir(&audit)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .unwrap_or_else(|| panic!("no log file in {}", audit.display()));
+    let original = fs::read_to_string(&file).unwrap();
+    fs::write(&file, original.replacen("\"event\":\"intent\"", "\"event\":\"notice\"", 1)).unwrap();
+    let findings = m.doctor(&["--check", "custody"]);
+    let log = findings.iter().find(|f| message(f).contains("audit log")).unwrap();
+    assert_eq!(log["status"], "fail", "{log}");
+    assert!(message(log).contains("does not verify") && message(log).contains("line 1"), "{log}");
+    assert!(log["fix"].as_str().unwrap().contains("ukey audit verify"), "{log}");
+    fs::write(&file, original).unwrap();
+
+    // A read-only audit directory: every use would be refused.
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "mounting a read-only tmpfs needs root; run the tests as root, as CI does"
+    );
+    let status = Command::new("mount").args(["-o", "bind,ro"]).arg(&audit).arg(&audit).status().expect("mount");
+    assert!(status.success(), "bind-mounting the audit directory read-only failed");
+    let findings = m.doctor(&["--check", "custody"]);
+    let _ = Command::new("umount").arg(&audit).status();
+    let log = findings.iter().find(|f| message(f).contains("audit log")).unwrap();
+    assert_eq!(log["status"], "fail", "{log}");
+    assert!(message(log).contains("is not writable") && message(log).contains("every carrier use is refused"), "{log}");
 }

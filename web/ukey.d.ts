@@ -2,6 +2,8 @@
 
 export declare const PROTOCOL_VERSION: 1;
 export declare const DEFAULT_PORT: number;
+/** How many ports from DEFAULT_PORT on agents of different accounts take (8: 24815-24822). */
+export declare const DEFAULT_PORT_RANGE: number;
 export declare const DEFAULT_URL: string;
 
 export type Bytes = Uint8Array | ArrayBuffer | ArrayBufferView | string;
@@ -120,17 +122,28 @@ export interface Hello {
 }
 export interface Subscription { id: number; unsubscribe(): Promise<void> }
 export interface ConnectOptions {
-  /** Default ws://127.0.0.1:24815/rpc */
+  /** One agent's URL; without it, this account's agent is searched on the port range. */
   url?: string;
+  /** First port of the range searched without `url` (default 24815). */
+  port?: number;
+  /** How many ports the range has (default DEFAULT_PORT_RANGE). */
+  portRange?: number;
+  /** Loopback host of the range (default 127.0.0.1). */
+  host?: string;
   clientName?: string;
   timeoutMs?: number;
   /** A WebSocket class (Node before 22 has none built in). */
   WebSocket?: unknown;
 }
 
+/** The URLs connect() tries without `url`, in order. */
+export declare function agentUrls(options?: { port?: number; portRange?: number; host?: string }): string[];
+
 export declare class UkeyClient {
   static connect(options?: ConnectOptions): Promise<UkeyClient>;
   hello: Hello | null;
+  /** The URL of the agent this client reached. */
+  url: string | null;
   readonly paired: boolean;
   readonly grants: Grant[];
   readonly origin: string | null;

@@ -1,9 +1,14 @@
 // ukey.js — the browser (and Node) client of the ukey agent. Dependency-free ES module.
 //
-// The agent runs on the holder's machine and listens on ws://127.0.0.1:24815/rpc. A page
-// connects, asks the holder to pair its origin (a dialog of the agent, never of the page), lists
-// certificates, signs, authenticates and subscribes to insert/remove events. The page never
-// sees or sends a PIN: the agent asks the holder for it in its own dialog.
+// The agent runs on the holder's machine and listens on ws://127.0.0.1:24815/rpc. On a machine
+// where several people are logged in at once, each runs their own agent: the first takes 24815,
+// the next ones take the following ports of the range 24815-24822 (DEFAULT_PORT_RANGE). connect()
+// without a url finds the page's own agent by trying the range in order and keeping the first
+// agent that accepts the connection: another account's agent refuses it (HTTP 403, naming the
+// uids), so it is never used. A page connects, asks the holder to pair its origin (a dialog of
+// the agent, never of the page), lists certificates, signs, authenticates and subscribes to
+// insert/remove events. The page never sees or sends a PIN: the agent asks the holder for it in
+// its own dialog.
 //
 //   import { UkeyClient, verifySignature } from './ukey.js';
 //   const ukey = await UkeyClient.connect();
@@ -19,6 +24,8 @@
 
 export const PROTOCOL_VERSION = 1;
 export const DEFAULT_PORT = 24815;
+/** How many ports, from DEFAULT_PORT on, agents of different accounts take (24815-24822). */
+export const DEFAULT_PORT_RANGE = 8;
 export const DEFAULT_URL = `ws://127.0.0.1:${DEFAULT_PORT}/rpc`;
 
 /** Base of every error this module throws. */
@@ -97,27 +104,78 @@ export function fromBase64(text) {
 
 // ---- the client ----------------------------------------------------------------------------
 
+/** The agent URLs connect() tries without an explicit url, in order. */
+export function agentUrls({ port = DEFAULT_PORT, portRange = DEFAULT_PORT_RANGE, host = '127.0.0.1' } = {}) {
+  const first = Number(port);
+  const count = Number(portRange);
+  if (!Number.isInteger(first) || first < 1 || first > 65535) throw new TypeError(`bad agent port ${port}`);
+  if (!Number.isInteger(count) || count < 1) throw new TypeError(`bad agent port range ${portRange}`);
+  const urls = [];
+  for (let p = first; p < first + count && p <= 65535; p++) urls.push(`ws://${host}:${p}/rpc`);
+  return urls;
+}
+
+/** Opens a WebSocket; rejects when it fails (nothing listens, 403 of another account) or times out. */
+function openSocket(url, WS, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let socket;
+    try { socket = new WS(url); } catch (e) { reject(e); return; }
+    const timer = setTimeout(() => {
+      socket.onopen = socket.onerror = socket.onclose = null;
+      try { socket.close(); } catch { /* already closed */ }
+      reject(new Error('timeout'));
+    }, timeoutMs);
+    socket.onopen = () => { clearTimeout(timer); socket.onerror = socket.onclose = null; resolve(socket); };
+    socket.onerror = socket.onclose = () => { clearTimeout(timer); socket.onopen = socket.onerror = socket.onclose = null; reject(new Error('refused')); };
+  });
+}
+
 /** A connection to the agent. */
 export class UkeyClient {
   /**
-   * Connects and performs the version handshake.
-   * @param {{url?: string, clientName?: string, timeoutMs?: number, WebSocket?: any}} [options]
+   * Connects and performs the version handshake. With `url`, to that agent only. Without it, to
+   * this account's agent: the ports `port` .. `port + portRange - 1` of 127.0.0.1 are tried in
+   * order and the first agent that accepts the connection is kept (other accounts' agents refuse
+   * it). `client.url` says which one answered.
+   * @param {{url?: string, port?: number, portRange?: number, host?: string, clientName?: string,
+   *          timeoutMs?: number, WebSocket?: any}} [options]
    */
   static async connect(options = {}) {
-    const url = options.url ?? DEFAULT_URL;
     const WS = options.WebSocket ?? globalThis.WebSocket;
     if (!WS) throw new AgentUnavailable('no WebSocket implementation available', { kind: 'AgentUnavailable' });
-    const socket = new WS(url);
-    await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AgentUnavailable(`no ukey agent answered at ${url}`, { kind: 'AgentUnavailable' })),
-        options.timeoutMs ?? 5000);
-      socket.onopen = () => { clearTimeout(timer); resolve(); };
-      socket.onerror = () => {
-        clearTimeout(timer);
-        reject(new AgentUnavailable(`no ukey agent answered at ${url} (is it running? was this origin refused?)`, { kind: 'AgentUnavailable' }));
-      };
-    });
+    if (options.url) return UkeyClient.#connectTo(options.url, WS, options);
+    const urls = agentUrls(options);
+    const tried = [];
+    for (const url of urls) {
+      let socket;
+      try {
+        socket = await openSocket(url, WS, options.timeoutMs ?? 5000);
+      } catch (e) {
+        tried.push(url);
+        continue;
+      }
+      return UkeyClient.#greet(socket, url, options);
+    }
+    throw new AgentUnavailable(
+      `no ukey agent of yours answered on ${tried.join(', ')} (is it running? \`ukey agent status\` prints its port;`
+      + ' other accounts\' agents refuse this page; an http page must be a development origin of the agent)',
+      { kind: 'AgentUnavailable', data: { tried } });
+  }
+
+  static async #connectTo(url, WS, options) {
+    let socket;
+    try {
+      socket = await openSocket(url, WS, options.timeoutMs ?? 5000);
+    } catch (e) {
+      throw new AgentUnavailable(`no ukey agent answered at ${url} (is it running? was this origin refused? is it another account's agent?)`,
+        { kind: 'AgentUnavailable', data: { tried: [url] } });
+    }
+    return UkeyClient.#greet(socket, url, options);
+  }
+
+  static async #greet(socket, url, options) {
     const client = new UkeyClient(socket);
+    client.url = url;
     client.hello = await client.call('hello', { versions: [PROTOCOL_VERSION], client: options.clientName ?? 'ukey.js' });
     return client;
   }
@@ -128,6 +186,8 @@ export class UkeyClient {
     this.pending = new Map();
     this.subscriptions = new Map();
     this.hello = null;
+    /** The agent's WebSocket URL this client is connected to. */
+    this.url = null;
     this.closed = false;
     /** Called with a CloseEvent-like object when the connection ends. */
     this.onclose = null;

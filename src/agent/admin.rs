@@ -92,7 +92,7 @@ impl Service {
         let ctx = self.use_context(session, u);
         let permit = self.permit(&ctx, u.slot).await?;
         let result = work.await;
-        settle(permit, result)
+        settle(permit, result).await
     }
 
     /// `pin.change`

@@ -13,7 +13,8 @@ use ukey_api::{Carrier, CertificateObject, Credential, Error, HashAlg, KeyObject
 use crate::agent::carriers::CarrierSlot;
 use crate::agent::consent::Purpose;
 use crate::agent::error::{AgentError, AgentResult};
-use crate::agent::gate::{Operation, Outcome, Permit, UseContext};
+use crate::agent::gate::{Operation, Outcome, UseContext};
+use crate::agent::gate_io::{self, PermitGuard};
 use crate::agent::pincache::CacheKey;
 use crate::agent::service::{Service, Session};
 use crate::agent::views::parse_handle;
@@ -130,12 +131,12 @@ impl Service {
         let ctx = self.use_context(session, &u);
         let permit = self.permit(&ctx, u.slot).await?;
         let result = self.credential_loop(session, &u, op).await;
-        settle(permit, result)
+        settle(permit, result).await
     }
 
     /// Asks the gate for a permit, first letting it read what it needs from the carrier (its
     /// custody tag) when it says so. A refusal is put on record and becomes `PolicyDenied`.
-    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<Permit> {
+    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<PermitGuard> {
         if self.gate.needs_examination(slot.info()) {
             let gate = Arc::clone(&self.gate);
             if let Err(e) = slot
@@ -148,19 +149,14 @@ impl Service {
                 log::debug!("the custody tag of {} was not read: {e}", slot.info().id);
             }
         }
-        match self.gate.authorize(ctx) {
+        match gate_io::authorize(&self.gate, ctx).await {
             Ok(permit) => {
-                for notice in &permit.notices {
+                for notice in permit.notices() {
                     log::warn!("{} on {}: {notice}", ctx.operation.describe(), ctx.carrier);
                 }
                 Ok(permit)
             }
-            Err(denied) => {
-                if let Err(e) = self.gate.record(ctx, &Outcome::Refused { reason: denied.0.clone() }) {
-                    log::error!("a refusal could not be put on record: {e}");
-                }
-                Err(AgentError::PolicyDenied(denied.0))
-            }
+            Err(denied) => Err(AgentError::PolicyDenied(denied.0)),
         }
     }
 
@@ -286,14 +282,15 @@ impl Service {
     }
 }
 
-/// Records the outcome of a permitted use. A result whose outcome cannot be put on record is
-/// withheld (fail closed): the client gets `PolicyDenied` saying why, never the signature.
-pub(crate) fn settle<T>(permit: Permit, result: AgentResult<T>) -> AgentResult<T> {
+/// Records the outcome of a permitted use (on the blocking pool: [`gate_io`]). A result whose
+/// outcome cannot be put on record is withheld (fail closed): the client gets `PolicyDenied`
+/// saying why, never the signature.
+pub(crate) async fn settle<T>(permit: PermitGuard, result: AgentResult<T>) -> AgentResult<T> {
     let outcome = match &result {
         Ok(_) => Outcome::Done,
         Err(e) => Outcome::Failed { kind: e.kind().to_string() },
     };
-    permit.finish(&outcome).map_err(|d| {
+    gate_io::finish(permit, outcome).await.map_err(|d| {
         AgentError::PolicyDenied(format!("the use could not be put on record, so its result is withheld: {d}"))
     })?;
     result

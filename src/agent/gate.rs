@@ -198,9 +198,10 @@ impl Drop for Permit {
     }
 }
 
-/// Policy and audit hook. The methods do short blocking I/O (an fsync'd audit record, a lock
-/// file); the agent answers only after the permit is finished, so a use is on record before
-/// the client hears of it.
+/// Policy and audit hook. The methods do blocking I/O (an fsync'd audit record, a lock file), so
+/// the agent calls them on tokio's blocking pool (`gate_io`), never on its async workers; it
+/// answers only after the permit is finished, so a use is on record before the client hears of
+/// it.
 pub trait Gate: Send + Sync {
     /// Whether [`Gate::examine`] should run for this carrier before its next use.
     fn needs_examination(&self, _info: &CarrierInfo) -> bool {

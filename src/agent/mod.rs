@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 mod forward;
 pub mod gate;
+mod gate_io;
 pub mod http;
 pub mod instance;
 mod listing;
@@ -28,6 +29,7 @@ pub mod origins;
 mod pairing;
 pub mod pincache;
 pub mod pinentry;
+pub mod ports;
 pub mod remote;
 pub mod rpc;
 pub mod service;
@@ -85,15 +87,9 @@ pub async fn run(options: AgentOptions, on_ready: impl FnOnce(&AgentStatus)) -> 
     let (unix_listener, activated) = unix_listener(&lock, &socket_path)?;
 
     let (ws, port) = if settings.websocket {
-        let (listeners, port) = websocket::bind(settings.port).await.map_err(|e| {
-            Error::io(
-                format!(
-                    "listening on 127.0.0.1:{} (another program uses the port? choose one with --port)",
-                    settings.port
-                ),
-                e,
-            )
-        })?;
+        let bound =
+            ports::bind_in_range(settings.port, settings.port_range, rustix::process::getuid().as_raw()).await?;
+        let (listeners, port) = (bound.listeners, bound.port);
         let rules =
             OriginRules::new(port, &settings.dev_origins, settings.allow_http_loopback).map_err(Error::InvalidInput)?;
         (Some((listeners, rules)), Some(port))

@@ -18,6 +18,10 @@ pub const DEFAULT_PORT: u16 = 24815;
 pub struct AgentSettings {
     /// WebSocket and demo-page port on 127.0.0.1 and ::1 (0 picks a free port, for tests).
     pub port: u16,
+    /// How many ports, from `port` on, the agent may take when the port is held by another
+    /// account's agent (two holders logged in at once); pages search the same range
+    /// (see `crate::agent::ports`). 1: only `port`.
+    pub port_range: u16,
     /// Serve the WebSocket at all (the Unix socket is always served).
     pub websocket: bool,
     /// Directory of the socket, lock and status file; default `$XDG_RUNTIME_DIR/ukey`.
@@ -41,6 +45,7 @@ impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             port: DEFAULT_PORT,
+            port_range: crate::agent::ports::DEFAULT_PORT_RANGE,
             websocket: true,
             runtime_dir: None,
             data_dir: None,

@@ -28,13 +28,17 @@ use crate::agent::webguard::{OriginRules, check_host};
 pub const RPC_PATH: &str = "/rpc";
 
 /// Binds the port on both loopback addresses. Port 0 picks a free port (the same on both).
-/// IPv6 loopback missing is not fatal; IPv4 loopback is.
+/// IPv6 loopback missing is not fatal; IPv4 loopback is. A requested port whose IPv6 side is
+/// held by another program counts as taken (`AddrInUse`): a page reaching `localhost` must not
+/// meet a different agent than one reaching 127.0.0.1.
 pub async fn bind(port: u16) -> std::io::Result<(Vec<TcpListener>, u16)> {
+    let requested = port;
     let v4 = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await?;
     let port = v4.local_addr()?.port();
     let mut listeners = vec![v4];
     match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
         Ok(v6) => listeners.push(v6),
+        Err(e) if requested != 0 && e.kind() == std::io::ErrorKind::AddrInUse => return Err(e),
         Err(e) => log::warn!("not listening on [::1]:{port} ({e}); pages must use 127.0.0.1 or localhost"),
     }
     Ok((listeners, port))

@@ -83,6 +83,10 @@ pub struct AgentRunArgs {
     /// WebSocket and demo-page port on 127.0.0.1 and ::1 (default 24815; 0 picks a free one).
     #[arg(long, value_name = "PORT", env = "UKEY_AGENT_PORT")]
     pub port: Option<u16>,
+    /// How many ports from PORT on the agent may take when another account's agent holds PORT
+    /// (default 8: 24815-24822; pages search the same range).
+    #[arg(long, value_name = "COUNT", env = "UKEY_AGENT_PORT_RANGE", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port_range: Option<u16>,
     /// Start in the background and return once it listens (output goes to
     /// $XDG_RUNTIME_DIR/ukey/agent.log).
     #[arg(long)]
@@ -113,6 +117,16 @@ impl AgentRunArgs {
     pub fn settings(&self, mut s: AgentSettings) -> Result<AgentSettings, Error> {
         if let Some(p) = self.port {
             s.port = p;
+        }
+        if let Some(r) = self.port_range {
+            s.port_range = r;
+        }
+        if s.port_range == 0 {
+            return Err(Error::InvalidInput(
+                "`port_range` in the [agent] config is 0; it counts the ports the agent may take, at least 1 \
+                 (default 8)"
+                    .into(),
+            ));
         }
         if self.dev {
             s.allow_http_loopback = true;

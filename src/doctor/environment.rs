@@ -47,6 +47,8 @@ pub struct Environment<'a> {
     pub soft_dir: Option<PathBuf>,
     /// The carriers present now.
     pub carriers: CarrierLister<'a>,
+    /// The holder's audit log (`UKEY_AUDIT_DIR`, else under `XDG_STATE_HOME` or `HOME`).
+    pub audit_dir: Option<PathBuf>,
 }
 
 fn var_path(name: &str) -> Option<PathBuf> {
@@ -92,6 +94,7 @@ impl<'a> Environment<'a> {
             pkcs11_options: ukey_pkcs11::DiscoveryOptions { native_pcsc: crate::registry::selects(config, "pcsc") },
             soft_dir: config.soft_enabled.then(|| config.soft_dir.clone()),
             carriers,
+            audit_dir: crate::audit::paths::user_audit_dir(),
         }
     }
 
@@ -114,6 +117,7 @@ impl<'a> Environment<'a> {
             pkcs11_options: ukey_pkcs11::DiscoveryOptions::default(),
             soft_dir: Some(root.join("soft")),
             carriers: Box::new(|| Inventory { carriers: Vec::new(), problems: Vec::new() }),
+            audit_dir: Some(root.join("audit")),
         }
     }
 

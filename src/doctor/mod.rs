@@ -8,7 +8,8 @@
 //!
 //! | variable | default | what |
 //! |---|---|---|
-//! | `UKEY_SYSTEM_DIR` | `/etc/ukey` | the unit's directory: `catalog.d/`, `policy.toml` |
+//! | `UKEY_SYSTEM_DIR` | `/etc/ukey` | the unit's directory: `catalog.d/`, `policy.toml`, `custody/` |
+//! | `UKEY_AUDIT_DIR` | `~/.local/state/ukey/audit` | the holder's audit log (the custody check) |
 //! | `UKEY_CONFIG_DIR` | `~/.config/ukey` | the holder's catalog (`catalog.d/`) |
 //! | `UKEY_SYSFS_ROOT` | `/sys` | where USB devices are listed (`bus/usb/devices/*`) |
 //! | `UKEY_DEV_ROOT` | `/dev` | device nodes (`bus/usb/BBB/DDD`, `hidrawN`) |

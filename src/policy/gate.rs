@@ -21,7 +21,7 @@ use crate::audit::forward::Forwarder;
 use crate::audit::{AuditLog, AuditOptions, Event, Record};
 use crate::policy::accounts::{Account, login_of};
 use crate::policy::compliance::UnitCatalog;
-use crate::policy::decide::{Registration, UseFacts, decide};
+use crate::policy::decide::{Decision, Registration, UseFacts, decide};
 use crate::policy::inuse::{InUse, InUseError};
 use crate::policy::paths::SystemPaths;
 use crate::policy::record::CustodyRecord;
@@ -114,6 +114,53 @@ impl CustodyGate {
     /// The policy in force now.
     pub fn policy(&self) -> PolicyState {
         self.inner.policy()
+    }
+
+    /// What the gate would decide for this use, without starting it: nothing is recorded and no
+    /// in-use marker is taken (`ukey doctor` reports the current account's standing with it).
+    /// [`Gate::authorize`] decides with exactly this.
+    pub fn evaluate(&self, ctx: &UseContext) -> Decision {
+        let account = self.inner.account(ctx.uid);
+        let policy = self.inner.policy();
+        self.evaluate_with(ctx, &account, &policy)
+    }
+
+    fn evaluate_with(&self, ctx: &UseContext, account: &Account, policy: &PolicyState) -> Decision {
+        let inner = &self.inner;
+        let record =
+            if matches!(policy, PolicyState::Enforced(_)) { inner.registry.find(&ctx.info.serial) } else { Ok(None) };
+        let registration = match &record {
+            Ok(Some(r)) => Registration::Record(&r.record),
+            Ok(None) => Registration::None,
+            Err(e) => Registration::Unreadable(format!("the custody registry cannot be read for this key ({e})")),
+        };
+        let elsewhere = match (policy, &ctx.certificate) {
+            (PolicyState::Enforced(_), Some(fp)) => {
+                inner.record_with_certificate(fp).filter(|r| r.carrier.serial != ctx.info.serial)
+            }
+            _ => None,
+        };
+        let elsewhere_ref = elsewhere.as_ref().map(|r| (r, r.carrier.serial.as_str()));
+        let tag = inner.tag(&ctx.carrier);
+        let compliance = inner.catalog.classify(&ctx.info);
+        let facts = UseFacts {
+            account,
+            client: &ctx.client,
+            operation: ctx.operation,
+            carrier: &ctx.info,
+            certificate: ctx.certificate.as_deref(),
+        };
+        decide(policy, &facts, registration, elsewhere_ref, &tag, &compliance)
+    }
+
+    /// The unit's catalog as the gate classifies carriers with it.
+    pub fn catalog(&self) -> &UnitCatalog {
+        &self.inner.catalog
+    }
+
+    /// The custody registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 }
 
@@ -257,30 +304,7 @@ impl Gate for CustodyGate {
         let inner = &self.inner;
         let account = inner.account(ctx.uid);
         let policy = inner.policy();
-        let record =
-            if matches!(policy, PolicyState::Enforced(_)) { inner.registry.find(&ctx.info.serial) } else { Ok(None) };
-        let registration = match &record {
-            Ok(Some(r)) => Registration::Record(&r.record),
-            Ok(None) => Registration::None,
-            Err(e) => Registration::Unreadable(format!("the custody registry cannot be read for this key ({e})")),
-        };
-        let elsewhere = match (&policy, &ctx.certificate) {
-            (PolicyState::Enforced(_), Some(fp)) => {
-                inner.record_with_certificate(fp).filter(|r| r.carrier.serial != ctx.info.serial)
-            }
-            _ => None,
-        };
-        let elsewhere_ref = elsewhere.as_ref().map(|r| (r, r.carrier.serial.as_str()));
-        let tag = inner.tag(&ctx.carrier);
-        let compliance = inner.catalog.classify(&ctx.info);
-        let facts = UseFacts {
-            account: &account,
-            client: &ctx.client,
-            operation: ctx.operation,
-            carrier: &ctx.info,
-            certificate: ctx.certificate.as_deref(),
-        };
-        let decision = decide(&policy, &facts, registration, elsewhere_ref, &tag, &compliance);
+        let decision = self.evaluate_with(ctx, &account, &policy);
         if let Some(refusal) = decision.refusal {
             log::warn!("refused {} on {} for {}: {refusal}", ctx.operation.describe(), ctx.carrier, account.label());
             return Err(Denied(refusal));

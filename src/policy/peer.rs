@@ -11,6 +11,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// TCP state TIME_WAIT: such rows have lost their owner (uid 0) and never stand for a live peer.
 const TCP_TIME_WAIT: u8 = 0x06;
+/// TCP state CLOSE: a socket bound but not (yet) listening still holds its port.
+const TCP_CLOSE: u8 = 0x07;
+/// TCP state LISTEN.
+const TCP_LISTEN: u8 = 0x0A;
 
 /// The uid owning the client end of the connection `peer` → `local`, from the kernel's tables.
 /// `None` when no live socket matches (the client already closed).
@@ -36,13 +40,68 @@ pub fn tcp_peer_uid_in(tables: &[&str], peer: SocketAddr, local: SocketAddr) -> 
     if read_any { Ok(None) } else { Err(io::Error::new(io::ErrorKind::NotFound, "no /proc/net/tcp table")) }
 }
 
+/// The uid owning the socket that holds a loopback TCP `port` (listening, or bound and about to
+/// listen), from the kernel's tables. An agent whose port is taken uses it to tell another
+/// account's agent (move on to the next port of the range) from one of its own account's
+/// programs (stop: two agents of one account would confuse the clients' discovery).
+/// `None` when no such socket is listed (it closed meanwhile).
+pub fn tcp_port_holder_uid(port: u16) -> io::Result<Option<u32>> {
+    tcp_port_holder_uid_in(&["/proc/net/tcp", "/proc/net/tcp6"], port)
+}
+
+/// [`tcp_port_holder_uid`] over the given table files.
+pub fn tcp_port_holder_uid_in(tables: &[&str], port: u16) -> io::Result<Option<u32>> {
+    let mut read_any = false;
+    for table in tables {
+        let text = match std::fs::read_to_string(table) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        read_any = true;
+        if let Some(uid) = find_holder_in_table(&text, port) {
+            return Ok(Some(uid));
+        }
+    }
+    if read_any { Ok(None) } else { Err(io::Error::new(io::ErrorKind::NotFound, "no /proc/net/tcp table")) }
+}
+
+fn find_holder_in_table(text: &str, port: u16) -> Option<u32> {
+    let mut bound = None;
+    for line in text.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        let (Some(_sl), Some(row_local), Some(_remote), Some(state)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let Some(addr) = parse_addr(row_local).map(canonical) else { continue };
+        if addr.port() != port || !(addr.ip().is_loopback() || addr.ip().is_unspecified()) {
+            continue;
+        }
+        let state = u8::from_str_radix(state, 16).ok();
+        if state != Some(TCP_LISTEN) && state != Some(TCP_CLOSE) {
+            continue;
+        }
+        let Some(uid) = fields.nth(3).and_then(|u| u.parse::<u32>().ok()) else { continue };
+        // A listener is the holder for sure; a bound socket only if no listener is listed.
+        if state == Some(TCP_LISTEN) {
+            return Some(uid);
+        }
+        bound.get_or_insert(uid);
+    }
+    bound
+}
+
 /// Checks that the connection's client belongs to `uid`; the error says why not, for the log and
-/// the HTTP 403 body.
+/// the HTTP 403 body. It names both accounts' uids, so a person (or a client looking for its own
+/// agent across the port range) sees at once that this is someone else's agent.
 pub fn check_same_account(peer: SocketAddr, local: SocketAddr, uid: u32) -> Result<(), String> {
     match tcp_peer_uid(peer, local) {
         Ok(Some(u)) if u == uid => Ok(()),
         Ok(Some(u)) => Err(format!(
-            "this ukey agent belongs to another account (the connection comes from uid {u}); each account reaches its own agent"
+            "this ukey agent belongs to another account (uid {uid}); the connection comes from uid {u}; each account \
+             reaches its own agent (ukey.js finds it on the next ports of the range; `ukey agent status` prints its port)"
         )),
         Ok(None) => Err("the connecting program could not be identified (its socket is not in /proc/net/tcp)".into()),
         Err(e) => Err(format!("the connecting program could not be identified ({e})")),
@@ -129,5 +188,24 @@ mod tests {
             assert_eq!(find_in_table(table, peer, local), Some(1001));
         }
         assert_eq!(find_in_table(table, local, peer), None);
+    }
+
+    #[test]
+    fn finds_the_holder_of_a_listening_port() {
+        let me = rustix::process::getuid().as_raw();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(tcp_port_holder_uid(port).unwrap(), Some(me));
+        drop(listener);
+        assert_eq!(tcp_port_holder_uid(port).unwrap(), None);
+    }
+
+    #[test]
+    fn a_listener_wins_over_a_connection_on_the_same_port_number() {
+        // Row 0: a client connection whose local port happens to be 8080 (state ESTABLISHED, not
+        // a holder); row 1: the listener of uid 1001 on 0.0.0.0:8080.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     7        0 1 1\n   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 2 1\n";
+        assert_eq!(find_holder_in_table(table, 8080), Some(1001));
+        assert_eq!(find_holder_in_table(table, 8081), None);
     }
 }
