@@ -22,7 +22,7 @@ mod common;
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::{PIN, isolated_env, pin, user};
@@ -71,17 +71,20 @@ const CODES: &[(&str, CK_RV)] = codes![
     CKR_TOKEN_NOT_INITIALIZED CKR_PARAMETER_SET_NOT_SUPPORTED CKR_VENDOR_DEFINED
 ];
 
-/// The shim, built before the tests (it is a dev-dependency): next to the test binary's `deps/`.
+/// The shim, built before the tests (it is a dev-dependency). Cargo leaves the cdylib in the test
+/// binary's own `deps/` directory when it is built as a dependency (`cargo test --workspace`), and
+/// also copies it up to `target/<profile>/` when it is built as a package of its own.
 fn shim() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-    let path = dir.join("libukey_p11_fault.so");
-    assert!(
-        path.exists(),
-        "{} is missing: it is built by `cargo test -p ukey-pkcs11` (dev-dependency ukey-pkcs11-fault-module)",
-        path.display()
-    );
-    path
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let candidates: Vec<PathBuf> =
+        [Some(deps), deps.parent()].into_iter().flatten().map(|d| d.join("libukey_p11_fault.so")).collect();
+    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
+        panic!(
+            "libukey_p11_fault.so is missing (looked in {candidates:?}): it is built by `cargo test -p ukey-pkcs11` \
+             (dev-dependency ukey-pkcs11-fault-module)"
+        )
+    })
 }
 
 /// Runs `body` in its own SoftHSM child process with the shim's plan and trace files.
