@@ -7,9 +7,10 @@ use std::path::Path;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(uhid_missing)");
     println!("cargo::rerun-if-changed=build.rs");
-    // A path that does not exist is treated as changed every build, so a machine that gains uhid
-    // (module loaded later) picks it up on the next build.
-    println!("cargo::rerun-if-changed=/dev/uhid");
+    // Watching `/dev/uhid` itself would rebuild this crate on every cargo run where it is missing
+    // (a missing path always counts as changed); `/dev` changes when device nodes come and go, so
+    // a machine that loads uhid later picks it up on the next build.
+    println!("cargo::rerun-if-changed=/dev");
     if !Path::new("/dev/uhid").exists() {
         println!("cargo::rustc-cfg=uhid_missing");
     }

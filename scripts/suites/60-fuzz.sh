@@ -30,6 +30,7 @@ export RUSTC_BOOTSTRAP=1
 # shellcheck disable=SC2086
 cargo $toolchain fuzz build --release --debug-assertions
 echo "built in $((SECONDS - started))s"
+bin_dir=target/$(rustc -vV | sed -n 's/^host: //p')/release
 
 if [ $# -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo $toolchain fuzz list); fi
 
@@ -48,8 +49,10 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     log="$scratch/$t.log"
     status=0
-    # shellcheck disable=SC2086
-    TMPDIR="$scratch/tmp" nice -n 5 cargo $toolchain fuzz run --release --debug-assertions "$t" "$scratch/$t" "seeds/$t" -- \
+    # The binaries `cargo fuzz build` made are run directly: `cargo fuzz run` passes other
+    # profile settings (line-tables-only debug info) and would rebuild the whole tree once more.
+    mkdir -p "artifacts/$t"
+    TMPDIR="$scratch/tmp" nice -n 5 "$bin_dir/$t" -artifact_prefix="artifacts/$t/" "$scratch/$t" "seeds/$t" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
