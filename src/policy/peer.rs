@@ -25,6 +25,12 @@ pub fn tcp_peer_uid(peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u3
 /// [`tcp_peer_uid`] over the given table files.
 pub fn tcp_peer_uid_in(tables: &[&str], peer: SocketAddr, local: SocketAddr) -> io::Result<Option<u32>> {
     let (peer, local) = (canonical(peer), canonical(local));
+    search_tables(tables, |text| find_in_table(text, peer, local))
+}
+
+/// Reads each table that exists and returns the first uid `find` picks out of one; an error when
+/// no table could be read at all.
+fn search_tables(tables: &[&str], find: impl Fn(&str) -> Option<u32>) -> io::Result<Option<u32>> {
     let mut read_any = false;
     for table in tables {
         let text = match std::fs::read_to_string(table) {
@@ -33,7 +39,7 @@ pub fn tcp_peer_uid_in(tables: &[&str], peer: SocketAddr, local: SocketAddr) -> 
             Err(e) => return Err(e),
         };
         read_any = true;
-        if let Some(uid) = find_in_table(&text, peer, local) {
+        if let Some(uid) = find(&text) {
             return Ok(Some(uid));
         }
     }
@@ -51,19 +57,7 @@ pub fn tcp_port_holder_uid(port: u16) -> io::Result<Option<u32>> {
 
 /// [`tcp_port_holder_uid`] over the given table files.
 pub fn tcp_port_holder_uid_in(tables: &[&str], port: u16) -> io::Result<Option<u32>> {
-    let mut read_any = false;
-    for table in tables {
-        let text = match std::fs::read_to_string(table) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        read_any = true;
-        if let Some(uid) = find_holder_in_table(&text, port) {
-            return Ok(Some(uid));
-        }
-    }
-    if read_any { Ok(None) } else { Err(io::Error::new(io::ErrorKind::NotFound, "no /proc/net/tcp table")) }
+    search_tables(tables, |text| find_holder_in_table(text, port))
 }
 
 fn find_holder_in_table(text: &str, port: u16) -> Option<u32> {

@@ -101,16 +101,7 @@ pub fn sha256_digest_info(digest: &[u8]) -> Result<Vec<u8>> {
 
 /// EMSA-PKCS1-v1_5 over a SHA-256 digest: `00 01 FF…FF 00 ‖ DigestInfo`, `modulus_len` bytes.
 pub fn emsa_pkcs1v15_sha256(digest: &[u8], modulus_len: usize) -> Result<Vec<u8>> {
-    let t = sha256_digest_info(digest)?;
-    if modulus_len < t.len() + 11 {
-        return Err(Error::InvalidInput(format!("an RSA modulus of {modulus_len} bytes is too short for PKCS#1 v1.5")));
-    }
-    let mut em = Vec::with_capacity(modulus_len);
-    em.extend_from_slice(&[0x00, 0x01]);
-    em.resize(modulus_len - t.len() - 1, 0xff);
-    em.push(0x00);
-    em.extend_from_slice(&t);
-    Ok(em)
+    emsa_pkcs1v15(HashAlg::Sha256, digest, modulus_len)
 }
 
 /// EMSA-PSS over a SHA-256 digest with a fresh 32-byte salt and MGF1-SHA-256, returned as a
