@@ -139,6 +139,11 @@ fn is_loopback_host(host: &str) -> bool {
     }
 }
 
+/// Digits only, no sign, no leading zero (so each port has exactly one spelling).
+fn is_canonical_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'))
+}
+
 /// Splits `host[:port]` and `[v6][:port]`; `None` for anything malformed.
 fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = text.strip_prefix('[') {
@@ -163,7 +168,9 @@ fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
     }
     let port = match port {
         None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse::<u16>().ok()?),
+        // Canonical decimal only: browsers never send `:017443`, and a header that names our
+        // port in another spelling is not one we should have to reason about.
+        Some(p) if is_canonical_port(p) => Some(p.parse::<u16>().ok()?),
         Some(_) => return None,
     };
     Some((host, port))
@@ -235,5 +242,15 @@ mod tests {
         assert!(check_host(Some("192.168.1.5:24815"), 24815).is_err());
         assert!(check_host(Some("localhost.evil.example:24815"), 24815).is_err());
         assert!(check_host(None, 24815).is_err());
+    }
+
+    /// Found by the `web_origin` fuzz target in CI: `127.1.0.11:017443` was accepted as port
+    /// 17443. A port has one spelling; anything else is refused, in `Host` and in `Origin`.
+    #[test]
+    fn ports_with_leading_zeros_are_refused() {
+        assert!(check_host(Some("127.1.0.11:017443"), 17443).is_err());
+        assert!(check_host(Some("localhost:+24815"), 24815).is_err());
+        assert!(WebOrigin::parse("http://localhost:03000").is_err());
+        assert!(WebOrigin::parse("http://localhost:3000").is_ok());
     }
 }
