@@ -241,6 +241,21 @@ pub fn short_digest(hex: &str) -> String {
     format!("{} …", head.join(" "))
 }
 
+/// Four random digits: enough that only a holder who read the dialog types them. Bytes of 250
+/// and above are drawn again, so every digit is equally likely.
+fn pairing_code() -> Result<String, Error> {
+    let mut code = String::with_capacity(4);
+    while code.len() < 4 {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte)
+            .map_err(|e| Error::Crypto(format!("the system random generator failed ({e}); pairing was not offered")))?;
+        if byte[0] < 250 {
+            code.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    Ok(code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,19 +295,11 @@ mod tests {
         );
         assert!(text.contains("SOFTWARE"));
     }
-}
 
-/// Four random digits: enough that only a holder who read the dialog types them. Bytes of 250
-/// and above are drawn again, so every digit is equally likely.
-fn pairing_code() -> Result<String, Error> {
-    let mut code = String::with_capacity(4);
-    while code.len() < 4 {
-        let mut byte = [0u8; 1];
-        getrandom::fill(&mut byte)
-            .map_err(|e| Error::Crypto(format!("the system random generator failed ({e}); pairing was not offered")))?;
-        if byte[0] < 250 {
-            code.push(char::from(b'0' + byte[0] % 10));
-        }
+    #[test]
+    fn pairing_codes_are_four_digits_and_vary() {
+        let codes: std::collections::BTreeSet<String> = (0..20).map(|_| super::pairing_code().unwrap()).collect();
+        assert!(codes.iter().all(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit())), "{codes:?}");
+        assert!(codes.len() > 10, "codes repeat far too often: {codes:?}");
     }
-    Ok(code)
 }
