@@ -136,8 +136,8 @@ echo "-- headless Chromium fetches $url with the carrier's certificate"
 # issued by the test CA, for this server.
 policy_dir=/etc/chromium/policies/managed
 policy=$policy_dir/ukey-tls-client-test-$$.json
-[ -w /etc/chromium ] || [ -w "$policy_dir" ] || fail "writing $policy needs root (CI runs the suites as root)"
-mkdir -p "$policy_dir"
+mkdir -p "$policy_dir" 2>/dev/null && [ -w "$policy_dir" ] ||
+    fail "cannot write Chromium's policy directory $policy_dir: run as root (CI runs the suites as root)"
 printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"https://127.0.0.1:%s\\",\\"filter\\":{\\"ISSUER\\":{\\"CN\\":\\"ukey TLS test CA %s\\"}}}"]}\n' \
     "$port" "$$" >"$policy"
 chmod 644 "$policy"
@@ -164,6 +164,11 @@ grep -q "verify error" "$work/s_server.log" && fail "s_server reports a verifica
 dialogs=$(grep -c . "$work/pinentry-log.jsonl" || true)
 [ "$dialogs" -ge 1 ] || fail "the agent never asked for the PIN"
 grep -qi "chromium" "$work/pinentry-log.jsonl" || fail "the PIN dialog does not name Chromium"
+
+pin=$(cat "$work/user.pin")
+for log in run/ukey/agent.log agent.log chromium.log pinentry-log.jsonl s_server.log; do
+    if [ -f "$work/$log" ] && grep -qF -- "$pin" "$work/$log"; then fail "the PIN appears in $log"; fi
+done
 
 # Only successful sign records are listed; one of them must name Chromium's executable.
 audit=$("$ukey_bin" --json audit show --op sign --result done --limit 0)
