@@ -1,5 +1,7 @@
-//! Pairing web origins through the holder's CONFIRM dialog (scripted pinentry, real Assuan), and
-//! listing / revoking them with `ukey origins`.
+//! Pairing web origins through the holder's pairing dialog (scripted pinentry, real Assuan): the
+//! holder allows a site by typing the code the dialog shows. Also listing / revoking them with
+//! `ukey origins`, and
+//! what an empty or mistyped code does.
 
 mod agent_support;
 #[path = "agent_support/soft.rs"]
@@ -21,7 +23,8 @@ fn a_confirmed_origin_is_paired_listed_and_revoked() {
     assert_eq!(r["result"]["grants"], json!(["sign"]));
     let dialogs = agent.dialogs();
     assert_eq!(dialogs.len(), 1);
-    assert_eq!(dialogs[0]["command"], "CONFIRM");
+    assert_eq!(dialogs[0]["command"], "GETPIN", "allowing takes typing the shown code, not a button");
+    assert_eq!(dialogs[0]["answer"], "code");
     assert!(dialogs[0]["description"].as_str().unwrap().contains(DEV), "{}", dialogs[0]);
     assert!(ws.call("tokens.list", json!({})).get("result").is_some());
     // Pairing again needs no dialog.
@@ -115,4 +118,29 @@ fn revoking_an_origin_ends_its_event_subscriptions() {
     assert!(!ev.to_string().contains("Carol"), "nothing about the new carrier leaks: {ev}");
     agent.wait_log("event subscription");
     assert_eq!(kind(&ws.call("events.subscribe", json!({}))), "NotPaired");
+}
+
+/// A holder who presses Return on an empty field, or types something other than the code, does
+/// not let the site in: the dialog repeats with an error for a wrong code (three tries in all),
+/// and an empty entry refuses at once.
+#[test]
+fn an_empty_or_wrong_code_refuses() {
+    let agent = TestAgent::start(&["--dev-origin", DEV]);
+    // "pin X" types X; the code is four digits, so "x" and "12345" are never it.
+    agent.script(&["pin x", "pin 12345", "pin x"]);
+    let mut ws = agent.ws_hello(DEV);
+    let r = ws.call("pair", json!({}));
+    assert_eq!(kind(&r), "Cancelled", "{r}");
+    let dialogs = agent.dialogs();
+    assert_eq!(dialogs.len(), 3, "{dialogs:?}");
+    assert!(dialogs[0].get("error").is_none(), "{}", dialogs[0]);
+    assert!(dialogs[1]["error"].as_str().unwrap_or("").contains("not the code"), "{}", dialogs[1]);
+    assert_eq!(kind(&ws.call("certs.list", json!({}))), "NotPaired");
+
+    let agent = TestAgent::start(&["--dev-origin", DEV]);
+    agent.script(&["pin ", "ok"]);
+    let mut ws = agent.ws_hello(DEV);
+    let r = ws.call("pair", json!({}));
+    assert_eq!(kind(&r), "Cancelled", "an empty entry refuses: {r}");
+    assert_eq!(agent.dialogs().len(), 1, "no second dialog after an empty entry");
 }

@@ -1,10 +1,13 @@
-//! The agent with Debian's real graphical PIN dialogs, `pinentry-gtk-2` and `pinentry-qt`, on a
-//! real X server (Xvfb). The test plays the holder with `xdotool`: it waits for the dialog window
-//! the agent's pinentry opens, types into it and presses keys, exactly as a holder at a desktop
-//! would. Each toolkit goes through pairing (CONFIRM: Return alone refuses, Tab then Return
-//! allows), a signature (GETPIN: the PIN, Return) that verifies, and a cancelled signature
-//! (Escape). This is the path desktop
-//! holders take; `agent_pinentry_tty` covers the terminal one.
+//! The agent with Debian's real graphical PIN dialogs, `pinentry-gtk-2`, `pinentry-qt` and
+//! `pinentry-gnome3` (GNOME's gcr prompter, on a private D-Bus session bus), on a real X server
+//! (Xvfb). The test plays the holder with `xdotool`: it waits for the dialog window the agent's
+//! pinentry opens, types into it and presses keys, exactly as a holder at a desktop would. Each
+//! toolkit goes through pairing (Return alone refuses; typing the code the dialog shows allows),
+//! a signature (the PIN, Return) that verifies, and a cancelled signature (Escape). This is the
+//! path desktop holders take; `agent_pinentry_tty` covers the terminal one.
+//!
+//! The holder reads the pairing code off the screen; xdotool cannot read, so the pinentry runs
+//! behind `tee`, and the test reads the code from the dialog text the agent sent it.
 
 mod agent_support;
 #[path = "agent_support/soft.rs"]
@@ -72,13 +75,18 @@ impl XServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits for a visible window titled exactly `title`; returns its id.
+    fn wait_for(&self, title: &str) -> String {
+        let pattern = format!("^{}$", title.replace('?', "\\?"));
+        let found = self.xdotool(&["search", "--sync", "--onlyvisible", "--name", &pattern]);
+        found.lines().last().expect("a window id").trim().to_string()
+    }
+
     /// Waits for a visible window titled exactly `title`, focuses it, types `text` (if any), then
     /// presses `keys` in order. Keystrokes go through the XTEST extension to the focused window,
     /// as a real keyboard's would (toolkits may ignore synthetic `XSendEvent` input).
     fn answer(&self, title: &str, text: Option<&str>, keys: &[&str]) {
-        let pattern = format!("^{}$", title.replace('?', "\\?"));
-        let found = self.xdotool(&["search", "--sync", "--onlyvisible", "--name", &pattern]);
-        let window = found.lines().last().expect("a window id").trim().to_string();
+        let window = self.wait_for(title);
         self.xdotool(&["windowfocus", "--sync", &window]);
         if let Some(text) = text {
             self.xdotool(&["type", "--delay", "20", text]);
@@ -96,18 +104,86 @@ impl Drop for XServer {
     }
 }
 
+/// A private D-Bus session bus whose activated services (gcr's prompter) open their windows on
+/// `display`; killed on drop.
+struct SessionBus {
+    child: Child,
+    address: String,
+}
+
+impl SessionBus {
+    /// Starts `dbus-daemon --session`; it prints its address once it accepts connections, so
+    /// reading that line is the synchronisation.
+    fn start(display: &str) -> SessionBus {
+        assert!(
+            Path::new("/usr/bin/dbus-daemon").exists(),
+            "dbus-daemon is missing: apt-get install dbus-daemon (scripts/apt-packages.txt lists it)"
+        );
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
+            .env("DISPLAY", display)
+            // No accessibility bus: it would outlive the test as a second daemon.
+            .env("NO_AT_BRIDGE", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start dbus-daemon");
+        let stdout = child.stdout.take().expect("dbus-daemon's address pipe");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the bus address");
+        let address = line.trim().to_string();
+        assert!(address.starts_with("unix:"), "dbus-daemon did not start: {line:?}");
+        SessionBus { child, address }
+    }
+}
+
+impl Drop for SessionBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `program` behind `tee`, so the test can read what its dialogs show (the holder's eyes).
+fn pinentry_seen_through_tee(dir: &Path, program: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let seen = dir.join("pinentry-input.txt");
+    let wrapper = dir.join("pinentry-tee");
+    std::fs::write(&wrapper, format!("#!/bin/sh\ntee -a '{}' | exec {program} \"$@\"\n", seen.display()))
+        .expect("write the pinentry wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod wrapper");
+    (wrapper, seen)
+}
+
+/// The pairing code of the latest dialog the pinentry was sent ("type this code: 1234").
+fn latest_code(seen: &Path) -> String {
+    let text = std::fs::read_to_string(seen).expect("read what the pinentry was sent");
+    let (_, after) = text.rsplit_once("type this code: ").unwrap_or_else(|| panic!("no code shown: {text}"));
+    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 4, "a four-digit code: {text}");
+    code
+}
+
 /// Pairs, signs and cancels through the graphical `program`, played with xdotool.
 fn pair_sign_cancel(program: &str) {
-    assert!(Path::new(program).exists(), "{program} is missing: apt-get install pinentry-gtk2 pinentry-qt");
+    assert!(
+        Path::new(program).exists(),
+        "{program} is missing: apt-get install pinentry-gtk2 pinentry-qt pinentry-gnome3"
+    );
     let x = XServer::start();
+    let bus = program.ends_with("gnome3").then(|| SessionBus::start(&x.display));
     let dir = tempfile::tempdir().expect("temp dir");
     let fx = soft::soft_token(&dir.path().join("soft"), "Alice", ukey_api::KeyAlgorithm::P256, 3);
-    let args = ["--pinentry", program, "--dev-origin", DEV, "--dev-origin", OTHER];
-    let agent = TestAgent::start_in_env(dir, &args, &[("DISPLAY", Path::new(&x.display))]);
+    let (wrapper, seen) = pinentry_seen_through_tee(dir.path(), program);
+    let wrapper = wrapper.to_string_lossy().into_owned();
+    let args = ["--pinentry", &wrapper, "--dev-origin", DEV, "--dev-origin", OTHER];
+    let mut env = vec![("DISPLAY", Path::new(&x.display))];
+    if let Some(bus) = &bus {
+        env.push(("DBUS_SESSION_BUS_ADDRESS", Path::new(&bus.address)));
+    }
+    let agent = TestAgent::start_in_env(dir, &args, &env);
     soft::wait_tokens(&agent, 1);
 
-    // The pairing dialog's default button is Refuse: a holder who just presses Return (or
-    // Escape) does not let a site in.
+    // A holder who just presses Return does not let a site in, whichever button the toolkit
+    // makes the default (gcr's is the OK button): allowing takes typing the shown code.
     let mut other = agent.ws_hello(OTHER);
     std::thread::scope(|s| {
         let holder = s.spawn(|| x.answer("ukey: allow a web site?", None, &["Return"]));
@@ -117,10 +193,13 @@ fn pair_sign_cancel(program: &str) {
     });
     assert_eq!(kind(&other.call("certs.list", json!({}))), "NotPaired");
 
-    // Allowing takes a deliberate move to the Allow button.
+    // Allowing: the holder reads the code in the dialog and types it.
     let mut ws = agent.ws_hello(DEV);
     std::thread::scope(|s| {
-        let holder = s.spawn(|| x.answer("ukey: allow a web site?", None, &["Tab", "Return"]));
+        let holder = s.spawn(|| {
+            x.wait_for("ukey: allow a web site?");
+            x.answer("ukey: allow a web site?", Some(&latest_code(&seen)), &["Return"])
+        });
         let r = ws.call("pair", json!({}));
         holder.join().expect("holder");
         assert_eq!(r["result"]["paired"], true, "{program}: {r}");
@@ -158,4 +237,9 @@ fn gtk2_pinentry_pairs_signs_and_cancels() {
 #[test]
 fn qt_pinentry_pairs_signs_and_cancels() {
     pair_sign_cancel("/usr/bin/pinentry-qt");
+}
+
+#[test]
+fn gnome3_pinentry_pairs_signs_and_cancels() {
+    pair_sign_cancel("/usr/bin/pinentry-gnome3");
 }

@@ -1,7 +1,7 @@
 //! The agent with Debian's real `pinentry-tty` as its PIN dialog, on a pseudo-terminal this test
 //! holds: the test reads what the holder would see on the terminal and types the answers. This is
 //! the same Assuan conversation the agent has with pinentry-curses or pinentry-gnome3, with no
-//! test program in between: pairing is a CONFIRM (Allow / Refuse), a signature a GETPIN showing
+//! test program in between: pairing asks the holder to type a code the dialog shows, a signature a GETPIN showing
 //! the origin, the certificate and a digest, a wrong PIN is asked again with the tries left, and
 //! closing the dialog (end of input) is a typed cancellation.
 
@@ -94,6 +94,14 @@ impl Terminal {
     }
 }
 
+/// The code a pairing dialog shows ("type this code: 1234"), as the holder reads it.
+fn shown_code(shown: &str) -> String {
+    let (_, after) = shown.split_once("type this code: ").unwrap_or_else(|| panic!("no code shown: {shown}"));
+    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 4, "a four-digit code: {shown}");
+    code
+}
+
 /// Removes CSI sequences (`ESC [ ... final byte`).
 fn strip_escapes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -138,18 +146,18 @@ fn pairing_and_signing_through_debians_pinentry_tty() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (agent, fx) = soft::with_soft(&args);
 
-    // Pairing: a CONFIRM dialog naming the origin; the holder picks "Allow".
+    // Pairing: a dialog naming the origin; the holder reads the code it shows and types it.
     let mut ws = agent.ws_hello(DEV);
     let holder = std::thread::spawn(move || {
-        let shown = tty.wait_for("[ar]? ");
-        tty.type_text("a\n");
+        let shown = tty.wait_for("Code: ");
+        let code = shown_code(&shown);
+        tty.type_text(&format!("{code}\n"));
         (tty, shown)
     });
     let r = ws.call("pair", json!({}));
     let (mut tty, shown) = holder.join().expect("holder thread");
     assert_eq!(r["result"]["paired"], true, "{r}");
     assert!(shown.contains(DEV), "the pairing dialog names the origin: {shown}");
-    assert!(shown.contains("Allow") && shown.contains("Refuse"), "{shown}");
 
     // Signing: a GETPIN naming origin and certificate; a wrong PIN first, then the right one.
     let data = b"signed through pinentry-tty";
@@ -188,11 +196,11 @@ fn pairing_and_signing_through_debians_pinentry_tty() {
     let mut tty = holder.join().expect("holder thread");
     assert_eq!(kind(&r), "Cancelled", "{r}");
 
-    // A second origin the holder refuses stays unpaired.
+    // A second origin stays unpaired when the holder just presses Return (an empty code).
     let mut other = agent.ws_hello(OTHER);
     let holder = std::thread::spawn(move || {
-        tty.wait_for("[ar]? ");
-        tty.type_text("r\n");
+        tty.wait_for("Code: ");
+        tty.type_text("\n");
     });
     let r = other.call("pair", json!({}));
     holder.join().expect("holder thread");

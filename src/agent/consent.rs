@@ -165,22 +165,44 @@ impl Consent {
         } else {
             "list your certificates, and ask you (with your PIN each time) to sign and to log in"
         };
-        let dialog = Dialog {
-            title: "ukey: allow a web site?".into(),
-            description: format!(
-                "The web site\n\n    {origin}\n\nasks to use ukey. If you allow it, it may {what}.\n\n\
-                 Allow only sites you trust. You can revoke it later with `ukey origins revoke`."
-            ),
-            ok: Some("Allow".into()),
-            cancel: Some("Refuse".into()),
-            ..Dialog::default()
-        };
-        let yes = self.pinentry.confirm(&dialog).await?;
+        let yes = self.pairing_code_typed(origin, what).await?;
         if !yes && let Ok(mut r) = self.refused.lock() {
             r.retain(|_, t| t.elapsed() < PAIRING_COOLDOWN);
             r.insert(origin.to_string(), Instant::now());
         }
         Ok(yes)
+    }
+
+    /// The pairing dialog. The holder allows a site by typing a short code the dialog shows, not
+    /// by pressing a button: in some pinentry programs (GNOME's gcr prompter, curses) Return
+    /// presses the OK button, so a yes/no question would let a site in on a reflex. An empty
+    /// entry, Escape and Refuse all refuse; a mistyped code gets two more tries.
+    async fn pairing_code_typed(&self, origin: &str, what: &str) -> Result<bool, Error> {
+        let code = pairing_code()?;
+        let mut dialog = Dialog {
+            title: "ukey: allow a web site?".into(),
+            description: format!(
+                "The web site\n\n    {origin}\n\nasks to use ukey. If you allow it, it may {what}.\n\n\
+                 Allow only sites you trust. You can revoke it later with `ukey origins revoke`.\n\n\
+                 To allow it, type this code: {code}"
+            ),
+            prompt: "Code:".into(),
+            ok: Some("Allow".into()),
+            cancel: Some("Refuse".into()),
+            ..Dialog::default()
+        };
+        for _ in 0..3 {
+            let typed = match self.pinentry.get_pin(&dialog).await {
+                Ok(typed) => typed,
+                Err(Error::Cancelled | Error::PinRejected(_)) => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if typed.expose().trim() == code {
+                return Ok(true);
+            }
+            dialog.error = Some(format!("That is not the code. Type {code} to allow the site, or press Refuse."));
+        }
+        Ok(false)
     }
 
     fn cooling_down(&self, origin: &str) -> bool {
@@ -217,6 +239,21 @@ pub fn short_digest(hex: &str) -> String {
     let head: Vec<String> =
         hex.as_bytes().chunks(4).take(4).map(|c| String::from_utf8_lossy(c).to_ascii_uppercase()).collect();
     format!("{} …", head.join(" "))
+}
+
+/// Four random digits: enough that only a holder who read the dialog types them. Bytes of 250
+/// and above are drawn again, so every digit is equally likely.
+fn pairing_code() -> Result<String, Error> {
+    let mut code = String::with_capacity(4);
+    while code.len() < 4 {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte)
+            .map_err(|e| Error::Crypto(format!("the system random generator failed ({e}); pairing was not offered")))?;
+        if byte[0] < 250 {
+            code.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    Ok(code)
 }
 
 #[cfg(test)]
@@ -257,5 +294,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SOFTWARE"));
+    }
+
+    #[test]
+    fn pairing_codes_are_four_digits_and_vary() {
+        let codes: std::collections::BTreeSet<String> = (0..20).map(|_| super::pairing_code().unwrap()).collect();
+        assert!(codes.iter().all(|c| c.len() == 4 && c.bytes().all(|b| b.is_ascii_digit())), "{codes:?}");
+        assert!(codes.len() > 10, "codes repeat far too often: {codes:?}");
     }
 }

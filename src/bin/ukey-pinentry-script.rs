@@ -7,7 +7,8 @@
 //! Every GETPIN or CONFIRM takes the first line of the script file (removing it, under an
 //! `flock`, so consecutive dialogs of one agent consume consecutive lines):
 //! - `pin VALUE`: GETPIN answers VALUE; CONFIRM answers OK.
-//! - `ok`: CONFIRM answers OK (GETPIN treats it as cancel).
+//! - `ok`: CONFIRM answers OK; GETPIN types the code its description shows after "type this
+//!   code: " (the agent's pairing dialog), as a holder who read it would, or cancels if none.
 //! - `no`: CONFIRM answers "not confirmed"; GETPIN cancels.
 //! - `cancel`: the holder closed the dialog.
 //! - `wait PATH`: create `PATH.waiting` (so a test knows the dialog is open), wait (at most 60 s)
@@ -94,6 +95,7 @@ fn serve(script: &PathBuf, log: Option<&PathBuf>) -> std::io::Result<()> {
                     let kind = match (verb, answer.as_str()) {
                         (_, "exit") => "exit",
                         ("GETPIN", a) if a.starts_with("pin ") => "pin",
+                        ("GETPIN", "ok") if shown_code(&texts).is_some() => "code",
                         ("CONFIRM", a) if a == "ok" || a.starts_with("pin ") => "ok",
                         ("CONFIRM", "no") => "no",
                         _ => "cancel",
@@ -103,6 +105,10 @@ fn serve(script: &PathBuf, log: Option<&PathBuf>) -> std::io::Result<()> {
                         "exit" => std::process::exit(0),
                         "pin" => {
                             writeln!(out, "D {}", escape(answer.get(4..).unwrap_or("")))?;
+                            writeln!(out, "OK")?;
+                        }
+                        "code" => {
+                            writeln!(out, "D {}", shown_code(&texts).unwrap_or_default())?;
                             writeln!(out, "OK")?;
                         }
                         "ok" => writeln!(out, "OK")?,
@@ -121,6 +127,13 @@ fn serve(script: &PathBuf, log: Option<&PathBuf>) -> std::io::Result<()> {
         }
         out.flush()?;
     }
+}
+
+/// The digits after "type this code: " in the dialog's description, if it shows one.
+fn shown_code(texts: &BTreeMap<&'static str, String>) -> Option<String> {
+    let (_, after) = texts.get("description")?.split_once("type this code: ")?;
+    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+    (!code.is_empty()).then_some(code)
 }
 
 /// Takes the first usable line of the script, handling `wait` lines on the way.

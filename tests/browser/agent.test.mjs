@@ -207,7 +207,8 @@ test('a paired development origin lists, signs, verifies and logs in', async () 
     raw));
   verifyWithTools('dev-page', raw, 'signed in Chromium', cert.toString());
   const shown = shownDialogs();
-  assert.equal(shown[0].command, 'CONFIRM');
+  assert.equal(shown[0].command, 'GETPIN', 'pairing takes typing the code the dialog shows, not a button');
+  assert.equal(shown[0].answer, 'code');
   assert.ok(shown[0].description.includes(origin(0)), 'the pairing dialog names the origin');
   assert.ok(shown[1].description.includes('CN=Alice Browser'), 'the PIN dialog names the certificate');
   await page.close();
