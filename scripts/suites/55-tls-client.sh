@@ -24,6 +24,12 @@ fail() {
     exit 1
 }
 
+# Chromium reads its policies only from /etc: that one step needs root (test-all runs suites as
+# the sudo caller on a workstation; CI is root throughout).
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 chromium=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$chromium" ] || fail "Chromium is missing at $chromium: apt-get install chromium (scripts/apt-packages.txt lists it)"
 for tool in openssl:openssl certutil:libnss3-tools modutil:libnss3-tools timeout:coreutils; do
@@ -47,7 +53,7 @@ agent_started=
 policy=
 cleanup() {
     status=$?
-    if [ -n "$policy" ]; then rm -f "$policy"; fi
+    if [ -n "$policy" ]; then as_root rm -f "$policy" || true; fi
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
     if [ -n "$agent_started" ]; then "$ukey_bin" agent stop >/dev/null 2>&1 || true; fi
     if [ "$status" -ne 0 ]; then
@@ -138,11 +144,11 @@ echo "-- headless Chromium fetches $url with the carrier's certificate"
 # issued by the test CA, for this server.
 policy_dir=/etc/chromium/policies/managed
 policy=$policy_dir/ukey-tls-client-test-$$.json
-mkdir -p "$policy_dir" 2>/dev/null && [ -w "$policy_dir" ] ||
-    fail "cannot write Chromium's policy directory $policy_dir: run as root (CI runs the suites as root)"
 printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"https://127.0.0.1:%s\\",\\"filter\\":{\\"ISSUER\\":{\\"CN\\":\\"ukey TLS test CA %s\\"}}}"]}\n' \
-    "$port" "$$" >"$policy"
-chmod 644 "$policy"
+    "$port" "$$" >"$work/policy.json"
+# umask 022: directories made here must stay readable for a Chromium that does not run as root.
+(umask 022 && as_root mkdir -p "$policy_dir" && as_root install -m 644 "$work/policy.json" "$policy") ||
+    fail "cannot write Chromium's policy $policy: run as root or with sudo (CI runs the suites as root)"
 # Fetches the URL with a fresh profile: fetch NAME writes $work/NAME.html and $work/NAME.log.
 fetch() {
     set +e
@@ -187,7 +193,7 @@ refused_dialogs=$(grep -c . "$work/pinentry-log.jsonl" || true)
 [ "$refused_dialogs" -gt "$dialogs" ] || fail "the refused attempt never reached the agent's PIN dialog"
 reason=$(grep -o 'ERR_SSL_[A-Z_]*' "$work/refused.log" | head -n 1 || true)
 echo "   Chromium's page load failed: ${reason:-(no net error named in its log)}"
-rm -f "$policy"
+as_root rm -f "$policy"
 policy=
 
 "$ukey_bin" audit verify >/dev/null || fail "the audit chain does not verify"
