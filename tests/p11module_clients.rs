@@ -110,12 +110,15 @@ fn ssh_keygen_prints_the_carriers_public_keys() {
     require("ssh-keygen", "openssh-client");
     let (agent, token) =
         agent_with_token(&[KeyAlgorithm::P256, KeyAlgorithm::Rsa { bits: 2048 }, KeyAlgorithm::P384], &[]);
-    let out = run_ok(client(&agent, "ssh-keygen").arg("-D").arg(module_path()));
-    let keys = stdout(&out);
-    assert!(keys.contains("ecdsa-sha2-nistp256 "), "{keys}");
-    assert!(keys.contains("ecdsa-sha2-nistp384 "), "{keys}");
-    assert!(keys.contains("ssh-rsa "), "{keys}");
-    assert_eq!(keys.lines().count(), token.keys.len(), "one line per key: {keys}");
+    for mode in PIN_MODES {
+        let out = run_ok(client_in(&agent, "ssh-keygen", mode).arg("-D").arg(module_path()));
+        let keys = stdout(&out);
+        assert!(keys.contains("ecdsa-sha2-nistp256 "), "{mode}: {keys}");
+        assert!(keys.contains("ecdsa-sha2-nistp384 "), "{mode}: {keys}");
+        assert!(keys.contains("ssh-rsa "), "{mode}: {keys}");
+        assert_eq!(keys.lines().count(), token.keys.len(), "{mode}: one line per key: {keys}");
+    }
+    assert!(agent.dialogs().is_empty(), "reading public keys asks nothing");
 }
 
 #[test]
@@ -123,14 +126,31 @@ fn nss_lists_the_carriers_certificates() {
     require("modutil", "libnss3-tools");
     require("certutil", "libnss3-tools");
     let (agent, token) = agent_with_token(&[KeyAlgorithm::P256, KeyAlgorithm::Rsa { bits: 2048 }], &[]);
-    let db = tempfile::tempdir().unwrap();
-    let dbarg = format!("sql:{}", db.path().display());
-    run_ok(client(&agent, "certutil").args(["-N", "--empty-password", "-d", &dbarg]));
-    run_ok(client(&agent, "modutil").args(["-force", "-dbdir", &dbarg, "-add", "ukey", "-libfile"]).arg(module_path()));
-    let modules = stdout(&run_ok(client(&agent, "modutil").args(["-list", "-dbdir", &dbarg])));
-    assert!(modules.contains("ukey") && modules.contains("Alice"), "{modules}");
-    let certs = stdout(&run_ok(client(&agent, "certutil").args(["-L", "-h", "all", "-d", &dbarg])));
-    for key in &token.keys {
-        assert!(certs.contains(&format!("Alice:{}", key.label)), "{} is listed: {certs}", key.label);
+    for mode in PIN_MODES {
+        let dialogs_before = agent.dialogs().len();
+        let db = tempfile::tempdir().unwrap();
+        let dbarg = format!("sql:{}", db.path().display());
+        run_ok(client_in(&agent, "certutil", mode).args(["-N", "--empty-password", "-d", &dbarg]));
+        run_ok(
+            client_in(&agent, "modutil", mode)
+                .args(["-force", "-dbdir", &dbarg, "-add", "ukey", "-libfile"])
+                .arg(module_path()),
+        );
+        let modules = stdout(&run_ok(client_in(&agent, "modutil", mode).args(["-list", "-dbdir", &dbarg])));
+        assert!(modules.contains("ukey") && modules.contains("Alice"), "{mode}: {modules}");
+        let certs = stdout(&run_ok(client_in(&agent, "certutil", mode).args(["-L", "-h", "all", "-d", &dbarg])));
+        for key in &token.keys {
+            assert!(certs.contains(&format!("Alice:{}", key.label)), "{mode}: {} is listed: {certs}", key.label);
+        }
+        if mode == "agent" {
+            // No login needed: NSS finds the private keys behind the certificates at once, which
+            // is what a browser's client-certificate search does.
+            let keys = stdout(&run_ok(client_in(&agent, "certutil", mode).args(["-K", "-h", "ukey", "-d", &dbarg])));
+            for key in &token.keys {
+                assert!(keys.contains(&key.label), "{}'s private key is found: {keys}", key.label);
+            }
+            let dialogs = agent.dialogs();
+            assert_eq!(dialogs.len(), dialogs_before, "no login asked for: {dialogs:?}");
+        }
     }
 }

@@ -55,20 +55,26 @@ fn a_program_running_as_another_account_gets_no_usable_slot() {
     let lib = lib_dir.path().join("libukey_pkcs11.so");
     std::fs::copy(module_path(), &lib).unwrap();
 
-    let out = Command::new("setpriv")
-        .args([&format!("--reuid={other}"), &format!("--regid={other}"), "--clear-groups", "--"])
-        .arg("pkcs11-tool")
-        .arg("--module")
-        .arg(&lib)
-        .arg("-L")
-        .env_clear()
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .env("HOME", lib_dir.path())
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .output()
-        .expect("run setpriv");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("No slots.") && !stdout(&out).contains(&token.serial), "no slot for another account: {err}");
-    assert!(err.contains("belongs to uid 0"), "the module says why: {err}");
-    agent.wait_log(&format!("refused a Unix-socket client running as uid {other_uid}"));
+    for mode in PIN_MODES {
+        let out = Command::new("setpriv")
+            .args([&format!("--reuid={other}"), &format!("--regid={other}"), "--clear-groups", "--"])
+            .arg("pkcs11-tool")
+            .arg("--module")
+            .arg(&lib)
+            .arg("-L")
+            .env_clear()
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("HOME", lib_dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("UKEY_PKCS11_PIN", mode)
+            .output()
+            .expect("run setpriv");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("No slots.") && !stdout(&out).contains(&token.serial),
+            "{mode}: no slot for another account: {err}"
+        );
+        assert!(err.contains("belongs to uid 0"), "{mode}: the module says why: {err}");
+        agent.wait_log(&format!("refused a Unix-socket client running as uid {other_uid}"));
+    }
 }

@@ -38,6 +38,7 @@ pub fn initialize(args: Option<InitArgs>) -> P11Result<()> {
         }
     }
     let m = module::install()?;
+    log::debug!("PIN mode: {:?} ({})", m.pin_mode, crate::pin_mode::PIN_MODE_ENV);
     match m.agent.socket() {
         Some(path) if path.exists() => log::debug!("initialised; agent socket {}", path.display()),
         // The agent client warns once when it finds nobody listening; this is the detail.

@@ -6,7 +6,8 @@
 //! token, vendor PKCS#11 module, PIV card over PC/SC or HID), with the carrier's certificates,
 //! public keys and private-key handles; logins are answered by the agent's PIN dialog and every
 //! signature passes the agent's custody policy and lands in its audit log, with this program's
-//! executable and pid. The module holds no keys and no PINs of its own.
+//! executable and pid. The module holds no keys and no PINs of its own. Who asks for the PIN (the
+//! program's `C_Login`, or the agent at each signature) is the [`pin_mode`].
 //!
 //! Layout: [`ffi`] is the C boundary (the only `unsafe` code); behind it one file per function
 //! group ([`general`], [`slot_token`], [`session`], [`login`], [`object`], [`sign`], [`events`]),
@@ -24,6 +25,7 @@ pub mod mechanisms;
 pub mod module;
 pub mod object;
 pub mod objects;
+pub mod pin_mode;
 pub mod rv;
 pub mod session;
 pub mod sign;

@@ -11,6 +11,9 @@
 //! programs without protecting anything, since the program already holds the PIN. The PIN is
 //! kept in a zeroizing buffer and never logged.
 //!
+//! In the agent PIN mode ([`crate::pin_mode`]) logging in is optional; a program that does log
+//! in still gets all of the above, and its signatures ride on that login.
+//!
 //! `CKU_CONTEXT_SPECIFIC` (keys with `CKA_ALWAYS_AUTHENTICATE`) applies to the signing operation
 //! in progress: with a PIN, that PIN signs; without one, the agent asks the holder for that
 //! signature. The security officer cannot log in through this module: carrier administration

@@ -21,6 +21,7 @@ use ukey_api::{Capabilities, ObjectId};
 
 use crate::agent::Agent;
 use crate::objects::{self, Class, P11Object};
+use crate::pin_mode::PinMode;
 use crate::rv::{self, Context, P11Result};
 use crate::session::Session;
 use crate::slots::{ObjectCache, SlotTable};
@@ -35,6 +36,8 @@ pub struct Module {
     pid: u32,
     /// The agent.
     pub agent: Agent,
+    /// Who asks for the PIN, read once at `C_Initialize`.
+    pub pin_mode: PinMode,
     inner: Mutex<Inner>,
     finalized: AtomicBool,
 }
@@ -95,6 +98,7 @@ impl Module {
         Module {
             pid: std::process::id(),
             agent: Agent::for_current_user(),
+            pin_mode: PinMode::from_env(),
             inner: Mutex::new(Inner::default()),
             finalized: AtomicBool::new(false),
         }
@@ -173,7 +177,7 @@ impl Module {
         for problem in &list.problems {
             log::debug!("slot {slot}: object {} not shown: {}", problem.object, problem.reason);
         }
-        let built = objects::build(&list, &caps);
+        let built = objects::build(&list, &caps, self.pin_mode.login_required());
         let mut inner = self.lock();
         let with_handles: Vec<(CK_OBJECT_HANDLE, Arc<P11Object>)> =
             built.into_iter().map(|o| (inner.handle_for(slot, &o), Arc::new(o))).collect();

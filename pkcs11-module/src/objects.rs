@@ -4,8 +4,8 @@
 //! Programs find a user's certificates before logging in by pairing certificates with public
 //! keys of the same `CKA_ID` (NSS does this), read EC points and RSA moduli from public keys
 //! (ssh-keygen, OpenSSL), and sign with private keys after login. Private keys are
-//! `CKA_PRIVATE`, `CKA_SENSITIVE` and never extractable; their secret attributes answer
-//! `CKR_ATTRIBUTE_SENSITIVE`.
+//! `CKA_PRIVATE` (except in the agent PIN mode, see [`crate::pin_mode`]), `CKA_SENSITIVE` and
+//! never extractable; their secret attributes answer `CKR_ATTRIBUTE_SENSITIVE`.
 
 use cryptoki_sys::*;
 use der::asn1::{ObjectIdentifier, OctetStringRef, UintRef};
@@ -87,8 +87,10 @@ fn bool_equal(have: &[u8], want: &[u8]) -> bool {
     have.len() == 1 && want.len() > 1 && want[1..].iter().all(|b| *b == 0) && (want[0] != 0) == (have[0] != 0)
 }
 
-/// Builds every object of a carrier from its object list.
-pub fn build(list: &ObjectList, caps: &Capabilities) -> Vec<P11Object> {
+/// Builds every object of a carrier from its object list. `private_keys_private`: private keys
+/// are `CKA_PRIVATE` (found only after login); false when the agent asks for the PIN at each
+/// signature, so programs that never log in find them.
+pub fn build(list: &ObjectList, caps: &Capabilities, private_keys_private: bool) -> Vec<P11Object> {
     let mut out = Vec::new();
     for cert in &list.certificates {
         out.push(certificate(cert, list.key_for(&cert.id).is_some()));
@@ -100,7 +102,7 @@ pub fn build(list: &ObjectList, caps: &Capabilities) -> Vec<P11Object> {
         if let Some(spki) = &spki {
             out.push(public_key(key, spki, &subject, caps));
         }
-        out.push(private_key(key, spki.as_deref(), &subject, caps));
+        out.push(private_key(key, spki.as_deref(), &subject, caps, private_keys_private));
     }
     out
 }
@@ -218,8 +220,8 @@ fn public_key(key: &KeyObject, spki: &[u8], subject: &[u8], caps: &Capabilities)
     b.finish(Class::PublicKey, &key.id, false, None, Some(spki.to_vec()))
 }
 
-fn private_key(key: &KeyObject, spki: Option<&[u8]>, subject: &[u8], caps: &Capabilities) -> P11Object {
-    let mut b = Builder::new(Class::PrivateKey, &key.label, &key.id, true);
+fn private_key(key: &KeyObject, spki: Option<&[u8]>, subject: &[u8], caps: &Capabilities, private: bool) -> P11Object {
+    let mut b = Builder::new(Class::PrivateKey, &key.label, &key.id, private);
     b.key_common(key, subject, caps);
     b.flag(CKA_SENSITIVE, true);
     b.flag(CKA_DECRYPT, false);
@@ -243,7 +245,7 @@ fn private_key(key: &KeyObject, spki: Option<&[u8]>, subject: &[u8], caps: &Capa
         }
         _ => b.sensitive(CKA_VALUE),
     }
-    b.finish(Class::PrivateKey, &key.id, true, Some(key.clone()), spki.map(<[u8]>::to_vec))
+    b.finish(Class::PrivateKey, &key.id, private, Some(key.clone()), spki.map(<[u8]>::to_vec))
 }
 
 /// DER of the subject, issuer and serial-number INTEGER of a certificate.

@@ -2,7 +2,8 @@
 //!
 //! The module collects (and, for mechanisms with a hash, hashes) the input, then asks the agent's
 //! `carrier.sign`, which passes the custody policy, records the use in the audit log and signs on
-//! the carrier. A length query or a short buffer is answered from the key's size without asking
+//! the carrier. Without a login (the agent PIN mode, [`crate::pin_mode`]) the agent asks the
+//! holder for the PIN of that signature. A length query or a short buffer is answered from the key's size without asking
 //! anything, and leaves the operation active as PKCS#11 requires; every other end of `C_Sign` /
 //! `C_SignFinal` ends it.
 
@@ -62,7 +63,7 @@ pub fn init(
         let slot = inner.slots.present(s.slot)?;
         (s.slot, slot.token(), slot.login.is_some())
     };
-    if !logged_in {
+    if !logged_in && m.pin_mode.login_required() {
         return Err(CKR_USER_NOT_LOGGED_IN);
     }
     let object = m.object(session, key).map_err(|_| CKR_KEY_HANDLE_INVALID)?;
@@ -123,9 +124,15 @@ fn finish(session: CK_SESSION_HANDLE, data: Option<&[u8]>, room: Option<usize>) 
     let mechanism = op.plan.mechanism();
     let prepared = op.plan.finish()?;
     // Keys that always authenticate, and operations with their own login, are signed with that
-    // PIN or a fresh dialog; everything else rides on the program's login.
+    // PIN or a fresh dialog; everything else rides on the program's login. In the agent PIN mode
+    // a program that did not log in gets the agent's dialog for this signature.
     let own_login = op.key.always_authenticate || op.context_login;
-    let login = if own_login { None } else { Some(login.ok_or(CKR_USER_NOT_LOGGED_IN)?) };
+    let login = match (own_login, login) {
+        (true, _) => None,
+        (false, Some(generation)) => Some(generation),
+        (false, None) if !m.pin_mode.login_required() => None,
+        (false, None) => return Err(CKR_USER_NOT_LOGGED_IN),
+    };
     let request = SignRequest {
         token: &op.token,
         key: &op.key.id,

@@ -3,7 +3,8 @@
 //!
 //! Tokens carry the carrier's identity (label, manufacturer, model, serial) and
 //! `CKF_PROTECTED_AUTHENTICATION_PATH`: the PIN is entered in the agent's own dialog, so programs
-//! log in with a NULL PIN and never ask for it themselves.
+//! log in with a NULL PIN and never ask for it themselves. `CKF_LOGIN_REQUIRED` only in the login
+//! PIN mode ([`crate::pin_mode`]).
 
 use cryptoki_sys::*;
 
@@ -80,7 +81,12 @@ pub fn token_info(slot: CK_SLOT_ID) -> P11Result<TokenInfo> {
     };
     let caps = m.capabilities(slot)?;
     let pin = m.agent.pin_state(&token).map_err(|e| rv::for_link_error(&e, Context::Read))?;
-    let mut flags = CKF_LOGIN_REQUIRED | CKF_USER_PIN_INITIALIZED | CKF_PROTECTED_AUTHENTICATION_PATH;
+    // The protected path stays in both PIN modes: a program that logs in anyway does so with a
+    // NULL PIN and the agent's dialog.
+    let mut flags = CKF_USER_PIN_INITIALIZED | CKF_PROTECTED_AUTHENTICATION_PATH;
+    if m.pin_mode.login_required() {
+        flags |= CKF_LOGIN_REQUIRED;
+    }
     if carrier.initialized {
         flags |= CKF_TOKEN_INITIALIZED;
     }

@@ -14,7 +14,7 @@ use crate::agent::carriers::CarrierSlot;
 use crate::agent::consent::Purpose;
 use crate::agent::error::{AgentError, AgentResult};
 use crate::agent::gate::{Operation, Outcome, UseContext};
-use crate::agent::gate_io::{self, PermitGuard};
+use crate::agent::gate_io::{self, GatedRun, PermitGuard};
 use crate::agent::pincache::CacheKey;
 use crate::agent::service::{Service, Session};
 use crate::agent::views::parse_handle;
@@ -123,20 +123,75 @@ impl Service {
 
     /// Runs `op` on the carrier with the right credential, asking the gate first and telling it
     /// the outcome after.
+    ///
+    /// When the credential is at hand without asking the holder (a PIN the local client
+    /// supplied, a cached PIN, the reader's PIN pad) the whole use — gate, carrier, outcome record
+    /// — is one transaction in the carrier's queue on one blocking-pool thread
+    /// ([`gate_io::run_gated`]). Otherwise the permit is taken first and held while the holder
+    /// is asked (the dialog must not hold the carrier's queue).
     pub(crate) async fn with_credential<T, F>(&self, session: &Session, u: Use<'_>, op: F) -> AgentResult<T>
     where
         T: Send + 'static,
         F: Fn(&dyn Carrier, &Credential) -> Result<T, Error> + Send + Sync + Clone + 'static,
     {
         let ctx = self.use_context(session, &u);
+        self.examine_if_needed(u.slot).await;
+        if let Some((cred, cache_key)) = self.credential_at_hand(session, &u) {
+            let (gate, use_ctx, run_op) = (Arc::clone(&self.gate), ctx.clone(), op.clone());
+            let from_cache = cache_key.is_some();
+            let ran = u
+                .slot
+                .run(move |c| {
+                    let reopen = |e: &Error| from_cache && matches!(e, Error::WrongPin { .. });
+                    Ok(gate_io::run_gated(gate.as_ref(), &use_ctx, || run_op(c, &cred), reopen))
+                })
+                .await;
+            return match ran {
+                Ok(GatedRun::Settled(result)) => Ok(result?),
+                Ok(GatedRun::Refused(denied)) => Err(AgentError::PolicyDenied(denied.0)),
+                Ok(GatedRun::Unrecorded(denied)) => Err(withheld(&denied)),
+                Ok(GatedRun::Reopened(permit, _wrong_cached_pin)) => {
+                    // The cached PIN stopped working (changed elsewhere): forget it and ask the
+                    // holder, still under this use's permit.
+                    if let Some(key) = &cache_key {
+                        self.consent.cache.forget(key);
+                    }
+                    let result = self.credential_loop(session, &u, op).await;
+                    settle(permit, result).await
+                }
+                Err(queued) => {
+                    // The use never reached the gate (queue full or timed out, carrier removed):
+                    // still on record, as the separate permit used to record it.
+                    let outcome = Outcome::Failed { kind: queued.kind().to_string() };
+                    if let Err(e) = gate_io::record(&self.gate, &ctx, outcome).await {
+                        log::error!("a use that failed in the carrier's queue could not be put on record: {e}");
+                    }
+                    Err(queued.into())
+                }
+            };
+        }
         let permit = self.permit(&ctx, u.slot).await?;
         let result = self.credential_loop(session, &u, op).await;
         settle(permit, result).await
     }
 
-    /// Asks the gate for a permit, first letting it read what it needs from the carrier (its
-    /// custody tag) when it says so. A refusal is put on record and becomes `PolicyDenied`.
-    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<PermitGuard> {
+    /// The credential of a use when no one has to be asked for it: the PIN the local client
+    /// supplied, the reader's PIN pad, or one use of a cached PIN (with its cache key, so a PIN
+    /// the carrier rejects is forgotten). `None`: the holder must be asked.
+    fn credential_at_hand(&self, session: &Session, u: &Use<'_>) -> Option<(Credential, Option<CacheKey>)> {
+        if u.protected_path {
+            return Some((Credential::ProtectedPath, None));
+        }
+        if let Some(pin) = &u.supplied {
+            return Some((Credential::Pin(pin.clone()), None));
+        }
+        let key = cache_key(session, u)?;
+        let pin = self.consent.cache.take(&key)?;
+        Some((Credential::Pin(pin), Some(key)))
+    }
+
+    /// Lets the gate read what it needs from the carrier (its custody tag) when it says so.
+    async fn examine_if_needed(&self, slot: &Arc<CarrierSlot>) {
         if self.gate.needs_examination(slot.info()) {
             let gate = Arc::clone(&self.gate);
             if let Err(e) = slot
@@ -149,6 +204,12 @@ impl Service {
                 log::debug!("the custody tag of {} was not read: {e}", slot.info().id);
             }
         }
+    }
+
+    /// Asks the gate for a permit, first letting it read what it needs from the carrier (its
+    /// custody tag) when it says so. A refusal is put on record and becomes `PolicyDenied`.
+    pub(crate) async fn permit(&self, ctx: &UseContext, slot: &Arc<CarrierSlot>) -> AgentResult<PermitGuard> {
+        self.examine_if_needed(slot).await;
         match gate_io::authorize(&self.gate, ctx).await {
             Ok(permit) => {
                 for notice in permit.notices() {
@@ -195,11 +256,7 @@ impl Service {
             let op = op.clone();
             return Ok(slot.run(move |c| op(c, &cred)).await?);
         }
-        let cache_key = u.key.filter(|k| !k.always_authenticate && u.role == PinRole::User).map(|k| CacheKey {
-            client: session.client.describe(),
-            carrier: slot.info().id.clone(),
-            key: k.id.clone(),
-        });
+        let cache_key = cache_key(session, u);
         if let Some(key) = &cache_key
             && let Some(result) = self.with_cached_pin(slot, key, &op).await
         {
@@ -282,6 +339,21 @@ impl Service {
     }
 }
 
+/// The PIN-cache entry a use may draw on: user-PIN uses of keys that do not demand the PIN for
+/// every use, per client, carrier and key.
+fn cache_key(session: &Session, u: &Use<'_>) -> Option<CacheKey> {
+    u.key.filter(|k| !k.always_authenticate && u.role == PinRole::User).map(|k| CacheKey {
+        client: session.client.describe(),
+        carrier: u.slot.info().id.clone(),
+        key: k.id.clone(),
+    })
+}
+
+/// The refusal a result becomes when its outcome cannot be put on record.
+fn withheld(denied: &crate::agent::gate::Denied) -> AgentError {
+    AgentError::PolicyDenied(format!("the use could not be put on record, so its result is withheld: {denied}"))
+}
+
 /// Records the outcome of a permitted use (on the blocking pool: [`gate_io`]). A result whose
 /// outcome cannot be put on record is withheld (fail closed): the client gets `PolicyDenied`
 /// saying why, never the signature.
@@ -290,9 +362,7 @@ pub(crate) async fn settle<T>(permit: PermitGuard, result: AgentResult<T>) -> Ag
         Ok(_) => Outcome::Done,
         Err(e) => Outcome::Failed { kind: e.kind().to_string() },
     };
-    gate_io::finish(permit, outcome).await.map_err(|d| {
-        AgentError::PolicyDenied(format!("the use could not be put on record, so its result is withheld: {d}"))
-    })?;
+    gate_io::finish(permit, outcome).await.map_err(|d| withheld(&d))?;
     result
 }
 

@@ -48,6 +48,70 @@ pub async fn finish(mut guard: PermitGuard, outcome: Outcome) -> Result<(), Deni
     }
 }
 
+/// Records a use that never got as far as the gate's permit (its carrier's queue was full, timed
+/// out, or the carrier was removed while it waited), on the blocking pool. `Err`: it could not be
+/// put on record either; the use failed anyway, so the caller only logs it.
+pub async fn record(gate: &Arc<dyn Gate>, ctx: &UseContext, outcome: Outcome) -> Result<(), Denied> {
+    let (gate, ctx) = (Arc::clone(gate), ctx.clone());
+    match tokio::task::spawn_blocking(move || gate.record(&ctx, &outcome)).await {
+        Ok(done) => done,
+        Err(e) => Err(Denied(format!("recording the outcome stopped before it was written ({e})"))),
+    }
+}
+
+/// What a use run through [`run_gated`] came to.
+pub enum GatedRun<T> {
+    /// The gate refused it; the refusal is on record (an error recording it was logged).
+    Refused(Denied),
+    /// It ran and its outcome is on record: the result may be delivered.
+    Settled(Result<T, ukey_api::Error>),
+    /// It ran, but its outcome could not be put on record: the result (dropped here) must not
+    /// be delivered.
+    Unrecorded(Denied),
+    /// It ran and failed in a way the caller recovers from under the same permit (a cached PIN
+    /// the carrier rejected: the holder is asked next); the permit is still open.
+    Reopened(PermitGuard, ukey_api::Error),
+}
+
+/// One whole use on the current thread — ask the gate, run `op`, record the outcome (synced) —
+/// for callers already on the blocking pool inside the carrier's queue. It is the same sequence
+/// as [`authorize`], the carrier call and [`finish`], with the same guarantees (the intent is on
+/// record before `op` touches the carrier; a result whose outcome is not durably recorded is
+/// withheld), in one hop to the blocking pool instead of three: each hop is a thread hand-off
+/// and a wake-up of an async worker, the largest part of the agent's own cost per signature.
+/// `reopen` picks the failures that leave the permit open for the caller ([`GatedRun::Reopened`]).
+pub fn run_gated<T>(
+    gate: &dyn Gate,
+    ctx: &UseContext,
+    op: impl FnOnce() -> Result<T, ukey_api::Error>,
+    reopen: impl Fn(&ukey_api::Error) -> bool,
+) -> GatedRun<T> {
+    let permit = match gate.authorize(ctx) {
+        Ok(permit) => permit,
+        Err(denied) => {
+            if let Err(e) = gate.record(ctx, &Outcome::Refused { reason: denied.0.clone() }) {
+                log::error!("a refusal could not be put on record: {e}");
+            }
+            return GatedRun::Refused(denied);
+        }
+    };
+    for notice in &permit.notices {
+        log::warn!("{} on {}: {notice}", ctx.operation.describe(), ctx.carrier);
+    }
+    let result = match op() {
+        Err(e) if reopen(&e) => return GatedRun::Reopened(PermitGuard(Some(permit)), e),
+        other => other,
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Done,
+        Err(e) => Outcome::Failed { kind: e.kind().to_string() },
+    };
+    match permit.finish(&outcome) {
+        Ok(()) => GatedRun::Settled(result),
+        Err(denied) => GatedRun::Unrecorded(denied),
+    }
+}
+
 /// A permit whose unfinished drop (the request was cancelled) records the abandoned use on the
 /// blocking pool instead of the async worker that dropped it.
 #[must_use = "finish the permit with gate_io::finish"]
@@ -216,5 +280,70 @@ mod tests {
         // Dropping the runtime waits for its blocking tasks.
         drop(runtime);
         assert_eq!(*outcomes.lock().unwrap(), vec![Outcome::Failed { kind: "Abandoned".into() }]);
+    }
+
+    /// A gate that refuses every use and keeps what it put on record.
+    struct Refusing(Recorded);
+
+    impl Gate for Refusing {
+        fn authorize(&self, _ctx: &UseContext) -> Result<Permit, Denied> {
+            Err(Denied("this carrier is suspended".into()))
+        }
+
+        fn record(&self, _ctx: &UseContext, outcome: &Outcome) -> Result<(), Denied> {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(outcome.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_one_hop_use_is_on_record_before_its_result_is_handed_back() {
+        let (gate, release, outcomes) = gate(false);
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let ran = run_gated(gate.as_ref(), &ctx(), || Ok(7), |_| false);
+        assert!(matches!(ran, GatedRun::Settled(Ok(7))));
+        assert_eq!(*outcomes.lock().unwrap(), vec![Outcome::Done]);
+    }
+
+    #[test]
+    fn a_one_hop_use_whose_outcome_cannot_be_recorded_is_withheld() {
+        let (gate, release, outcomes) = gate(true);
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let ran = run_gated(gate.as_ref(), &ctx(), || Ok(7), |_| false);
+        assert!(matches!(&ran, GatedRun::Unrecorded(d) if d.0.contains("read-only")));
+        assert!(outcomes.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_one_hop_use_refused_by_the_gate_never_runs_and_the_refusal_is_recorded() {
+        let recorded: Recorded = Arc::new(Mutex::new(Vec::new()));
+        let gate = Refusing(Arc::clone(&recorded));
+        let ran = run_gated(
+            &gate,
+            &ctx(),
+            || -> Result<(), ukey_api::Error> { panic!("the carrier was touched") },
+            |_| false,
+        );
+        assert!(matches!(&ran, GatedRun::Refused(d) if d.0.contains("suspended")));
+        assert_eq!(*recorded.lock().unwrap(), vec![Outcome::Refused { reason: "this carrier is suspended".into() }]);
+    }
+
+    #[test]
+    fn a_rejected_cached_pin_leaves_the_permit_open_for_the_dialog() {
+        let (gate, release, outcomes) = gate(false);
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        let wrong = || -> Result<(), ukey_api::Error> {
+            Err(ukey_api::Error::WrongPin { role: ukey_api::PinRole::User, retries_left: Some(2), detail: None })
+        };
+        let reopen = |e: &ukey_api::Error| matches!(e, ukey_api::Error::WrongPin { .. });
+        let GatedRun::Reopened(guard, _) = run_gated(gate.as_ref(), &ctx(), wrong, reopen) else {
+            panic!("the permit was not left open")
+        };
+        assert!(outcomes.lock().unwrap().is_empty(), "nothing settled yet");
+        one_worker().block_on(finish(guard, Outcome::Done)).expect("the dialog's outcome is recorded");
+        assert_eq!(*outcomes.lock().unwrap(), vec![Outcome::Done]);
     }
 }

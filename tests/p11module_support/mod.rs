@@ -150,6 +150,17 @@ pub fn client(agent: &TestAgent, program: &str) -> Command {
     cmd
 }
 
+/// The module's PIN modes (`UKEY_PKCS11_PIN`): the program logs in, or the agent asks at each
+/// signature. Tests of what both modes share run once per mode.
+pub const PIN_MODES: [&str; 2] = ["login", "agent"];
+
+/// [`client`] with the module in a PIN mode.
+pub fn client_in(agent: &TestAgent, program: &str, pin_mode: &str) -> Command {
+    let mut cmd = client(agent, program);
+    cmd.env("UKEY_PKCS11_PIN", pin_mode);
+    cmd
+}
+
 /// Runs a command and returns its output, failing with both streams when it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));

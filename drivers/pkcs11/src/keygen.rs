@@ -10,17 +10,25 @@ use cryptoki::mechanism::Mechanism as CkMechanism;
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use log::debug;
 use sha2::{Digest, Sha256};
-use ukey_api::{Error, KeyAlgorithm, KeyGenRequest, KeyObject, ObjectId, Result};
+use ukey_api::{Credential, Error, KeyAlgorithm, KeyGenRequest, KeyObject, ObjectId, Result};
 
+use crate::errors;
 use crate::objects::{self, KeyFacts};
+use crate::pending;
 use crate::pubkey;
 use crate::session::Tx;
+use crate::sign::Offered;
 
 /// RSA public exponent 65537.
 const F4: [u8; 3] = [0x01, 0x00, 0x01];
 
-/// Generates the key pair `request` asks for; the caller has logged the user in.
-pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest) -> Result<KeyObject> {
+/// Generates the key pair `request` asks for; the caller has logged the user in with `auth`
+/// (needed again to clean up in a fresh session when the token fails half-way).
+///
+/// Atomic from the holder's view ([`pending`]): on any failure after the generation began, what
+/// the token made is removed before the error is returned, or, when the token is gone, on the next
+/// generation with the same label.
+pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest, auth: &Credential) -> Result<KeyObject> {
     let offered = tx.offered()?;
     let algorithm = request.algorithm;
     let can = offered.generate();
@@ -35,11 +43,30 @@ pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest) -> Result<KeyObject> {
     if label.is_empty() {
         return Err(Error::InvalidInput("a new key needs a label".into()));
     }
+    pending::clear_interrupted(tx, label)?;
     refuse_clash(tx, label, request.id.as_ref())?;
     let id = match &request.id {
         Some(id) if !id.0.is_empty() => id.0.clone(),
         _ => temporary_id(tx)?,
     };
+    pending::begin(tx, label, &id)?;
+    let made = make_pair(tx, request, label, id, &offered).and_then(|key| pending::finish(tx, label).map(|()| key));
+    if made.is_err() {
+        pending::undo(tx, auth, label);
+    }
+    made
+}
+
+/// Generates the pair and reads back its public key; the id is settled from it when the caller
+/// named none.
+fn make_pair(
+    tx: &mut Tx<'_>,
+    request: &KeyGenRequest,
+    label: &str,
+    id: Vec<u8>,
+    offered: &Offered,
+) -> Result<KeyObject> {
+    let algorithm = request.algorithm;
     let mut public = vec![
         Attribute::Token(true),
         Attribute::Private(false),
@@ -82,17 +109,11 @@ pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest) -> Result<KeyObject> {
             result.map_err(|e| tx.fail(e, &during))?
         }
     };
-    let facts = match public_facts(tx, public_handle, private_handle) {
-        Ok(facts) => facts,
-        Err(e) => {
-            discard(tx, public_handle, private_handle);
-            return Err(e);
-        }
-    };
+    let facts = public_facts(tx, public_handle, private_handle)?;
     let id = if request.id.as_ref().is_some_and(|i| !i.0.is_empty()) {
         id
     } else {
-        settle_id(tx, &facts, public_handle, private_handle).unwrap_or(id)
+        settle_id(tx, &facts, public_handle, private_handle, &id)?
     };
     Ok(KeyObject {
         id: ObjectId(id),
@@ -125,6 +146,9 @@ fn refuse_clash(tx: &mut Tx<'_>, label: &str, id: Option<&ObjectId>) -> Result<(
             "checking the new key's label",
         )?;
         if !by_label.is_empty() {
+            if let Some(half) = pending::lone_half(tx, label)? {
+                return Err(Error::InvalidInput(half));
+            }
             return Err(Error::InvalidInput(format!(
                 "a key labelled `{label}` already exists on this token; choose another label or delete that key"
             )));
@@ -158,18 +182,6 @@ fn temporary_id(tx: &mut Tx<'_>) -> Result<Vec<u8>> {
 }
 
 /// The new key's public attributes: from the public object, else from the private one.
-/// Removes a just-generated pair whose public key could not be read: it is of no use, and left
-/// behind it would block its label for the next try (found by fault injection). Best effort: when
-/// the session is gone with the token, nothing can be removed.
-fn discard(tx: &mut Tx<'_>, public: ObjectHandle, private: ObjectHandle) {
-    let Ok(session) = tx.session() else { return };
-    for handle in [private, public] {
-        if let Err(e) = session.destroy_object(handle) {
-            debug!("removing a half-made key pair: {e}");
-        }
-    }
-}
-
 fn public_facts(tx: &mut Tx<'_>, public: ObjectHandle, private: ObjectHandle) -> Result<KeyFacts> {
     for handle in [public, private] {
         if let Ok(facts) = objects::read_key(tx, handle)?
@@ -181,21 +193,43 @@ fn public_facts(tx: &mut Tx<'_>, public: ObjectHandle, private: ObjectHandle) ->
     Err(Error::Device("the token generated the key but shows no public key for it".into()))
 }
 
-/// Replaces the temporary id by one derived from the public key; `None` when the token refuses
-/// to change `CKA_ID` (the temporary id then stays, which is just as unique).
-fn settle_id(tx: &mut Tx<'_>, facts: &KeyFacts, public: ObjectHandle, private: ObjectHandle) -> Option<Vec<u8>> {
-    let material = facts.point.clone().or_else(|| facts.spki.clone())?;
+/// Replaces the temporary id by one derived from the public key, on both halves. A token that
+/// refuses to change `CKA_ID` keeps the temporary id, which is just as unique; the two halves
+/// always end on one id (read back after a refusal, since a failed call may still have changed
+/// one of them). A removed token fails the generation (the caller removes the pair).
+fn settle_id(
+    tx: &mut Tx<'_>,
+    facts: &KeyFacts,
+    public: ObjectHandle,
+    private: ObjectHandle,
+    temporary: &[u8],
+) -> Result<Vec<u8>> {
+    let Some(material) = facts.point.clone().or_else(|| facts.spki.clone()) else {
+        return Ok(temporary.to_vec());
+    };
     let id = Sha256::digest(&material)[..20].to_vec();
-    let session = tx.session().ok()?;
-    if let Err(e) = session.update_attributes(private, &[Attribute::Id(id.clone())]) {
-        debug!("cannot set CKA_ID on the new private key: {e}; keeping the generated id");
-        return None;
+    let mut refused = None;
+    for handle in [private, public] {
+        let updated = tx.session()?.update_attributes(handle, &[Attribute::Id(id.clone())]);
+        if let Err(e) = updated {
+            refused = Some(e);
+            break;
+        }
     }
-    if let Err(e) = session.update_attributes(public, &[Attribute::Id(id.clone())]) {
-        debug!("cannot set CKA_ID on the new public key: {e}; keeping the generated id");
-        // Put the private key back on the id its public key still has.
-        let _ = session.update_attributes(private, &[Attribute::Id(facts.id.clone())]);
-        return None;
+    let Some(e) = refused else { return Ok(id) };
+    if errors::is_removal(&e) || errors::is_stuck_session(&e) {
+        return Err(tx.fail(e, "setting the new key's id"));
     }
-    Some(id)
+    debug!("cannot set CKA_ID on the new key pair: {e}; keeping the generated id");
+    let now = (pending::id_of(tx, private)?, pending::id_of(tx, public)?);
+    if let (Some(a), Some(b)) = &now
+        && a == b
+    {
+        return Ok(a.clone());
+    }
+    for handle in [private, public] {
+        let restored = tx.session()?.update_attributes(handle, &[Attribute::Id(temporary.to_vec())]);
+        restored.map_err(|e| tx.fail(e, "putting the new key pair back on one id"))?;
+    }
+    Ok(temporary.to_vec())
 }

@@ -19,6 +19,7 @@ pub mod import;
 pub mod keygen;
 pub mod module;
 pub mod objects;
+pub mod pending;
 pub mod pin;
 pub mod pubkey;
 pub mod raw;

@@ -185,22 +185,29 @@ impl Token {
         let mut state = self.lock();
         let reused_session = state.session.is_some();
         if !reused_session {
-            self.resolve_slot(&mut state)?;
-            let session = match self.module.ctx().open_rw_session(state.slot) {
-                Ok(s) => s,
-                Err(CkError::Pkcs11(RvError::TokenWriteProtected, _)) => {
-                    self.module.ctx().open_ro_session(state.slot).map_err(|e| errors::map(e, during))?
-                }
-                Err(e) => {
-                    if errors::is_removal(&e) {
-                        forget_session(&mut state);
-                    }
-                    return Err(errors::map(e, during));
-                }
-            };
-            state.session = Some(session);
+            self.open_session(&mut state, during)?;
         }
         Ok(Tx { token: self, state, _serial: serial, logged_in: None, reused_session })
+    }
+
+    /// Finds the token's slot again and opens a session on it (read-only on a write-protected
+    /// token).
+    fn open_session(&self, state: &mut TokenState, during: &str) -> Result<()> {
+        self.resolve_slot(state)?;
+        let session = match self.module.ctx().open_rw_session(state.slot) {
+            Ok(s) => s,
+            Err(CkError::Pkcs11(RvError::TokenWriteProtected, _)) => {
+                self.module.ctx().open_ro_session(state.slot).map_err(|e| errors::map(e, during))?
+            }
+            Err(e) => {
+                if errors::is_removal(&e) {
+                    forget_session(state);
+                }
+                return Err(errors::map(e, during));
+            }
+        };
+        state.session = Some(session);
+        Ok(())
     }
 
     /// Makes sure `state.slot` holds this token, scanning the module's slots when it moved.
@@ -391,6 +398,16 @@ impl<'a> Tx<'a> {
             forget_session(&mut self.state);
         }
         errors::map_login(err, during, role, flags)
+    }
+
+    /// Replaces the session by a fresh one and logs the user in on it, for clean-up that must
+    /// still happen after the old session ended mid-operation (a key generation removing its
+    /// half-made pair). Fails with `TokenRemoved` when the token is really gone.
+    pub fn reopen(&mut self, auth: &Credential, during: &str) -> Result<()> {
+        forget_session(&mut self.state);
+        self.logged_in = None;
+        self.token.open_session(&mut self.state, during)?;
+        self.login(PinRole::User, auth, during)
     }
 
     /// Logs out now (before the end of the transaction), e.g. between an SO and a user step.

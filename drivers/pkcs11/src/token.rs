@@ -200,7 +200,7 @@ impl Carrier for Pkcs11Carrier {
     fn generate_key(&self, request: &KeyGenRequest, auth: &Credential) -> Result<KeyObject> {
         self.token.run("generating a key", |tx| {
             tx.login(PinRole::User, auth, "generating a key")?;
-            keygen::generate(tx, request)
+            keygen::generate(tx, request, auth)
         })
     }
 

@@ -2,10 +2,11 @@
 //! module (`fault-module/`, libukey_p11_fault.so) that forwards to the real SoftHSM2 and makes
 //! call number N of an operation fail with a chosen `CKR_*` code. For each operation (starting
 //! the driver and finding the token, signing, importing a certificate, changing the PIN), every
-//! call the operation makes is failed with every code PKCS#11 defines. Key generation is not in
-//! the loop yet: a removal code after C_GenerateKeyPair leaves the new pair on the token (the
-//! session is gone before it can be removed) and the driver's retry then reports its label as
-//! taken; that is open work.
+//! call the operation makes is failed with every code PKCS#11 defines. Key generation is failed
+//! three ways at every call: refused, done by SoftHSM but reported failed (a token that made the
+//! pair and lost the answer), and failing from that call on (a token pulled for good, so nothing
+//! can be cleaned up until it is back); after each, with the fault cleared, generating the same
+//! key again must succeed and leave exactly one complete pair.
 //!
 //! Why a shim: no real module can be made to fail on demand. SoftHSM2 never returns most codes
 //! (it never locks a PIN, never loses its device, never runs out of memory), and the ones it
@@ -109,6 +110,27 @@ fn with_faults(test_name: &str, body: impl FnOnce(&common::Rig, &Faults)) {
     });
 }
 
+/// How the shim fails the planned call (its `MODE`).
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// The call does not reach SoftHSM.
+    Refuse,
+    /// SoftHSM does the call; its answer is replaced by the error.
+    After,
+    /// The call and every later one fail (a token pulled for good).
+    Gone,
+}
+
+impl Mode {
+    fn word(self) -> &'static str {
+        match self {
+            Mode::Refuse => "",
+            Mode::After => "after",
+            Mode::Gone => "gone",
+        }
+    }
+}
+
 /// The shim's plan: which call fails with which code.
 struct Faults {
     plan: PathBuf,
@@ -120,9 +142,15 @@ struct Faults {
 impl Faults {
     /// Fails call `nth` (from now on, 1-based; 0: none) with `rv`.
     fn arm(&self, nth: usize, rv: CK_RV) {
+        self.arm_mode(nth, rv, Mode::Refuse);
+    }
+
+    /// Fails call `nth` with `rv` the way `mode` says.
+    fn arm_mode(&self, nth: usize, rv: CK_RV, mode: Mode) {
         self.generation.set(self.generation.get() + 1);
         std::fs::write(&self.trace, b"").expect("clear the trace");
-        std::fs::write(&self.plan, format!("g{} {nth} {rv}", self.generation.get())).expect("write the plan");
+        let plan = format!("g{} {nth} {rv} {}", self.generation.get(), mode.word());
+        std::fs::write(&self.plan, plan).expect("write the plan");
     }
 
     /// The functions called since the last `arm`, in order.
@@ -201,6 +229,22 @@ fn assert_clear(err: &Error, case: &str, rv: CK_RV, function: &str) {
 fn every_code_at_every_call<T>(
     faults: &Faults,
     what: &str,
+    op: impl FnMut() -> Result<T, Error>,
+    check: impl FnMut(&str, Result<T, Error>, CK_RV, &str),
+    probe: impl FnMut() -> Result<(), Error>,
+) -> usize {
+    each_fault_at_every_call(faults, what, Mode::Refuse, CODES, None, op, check, probe)
+}
+
+/// [`every_code_at_every_call`] with the shim's `mode`, a choice of `codes`, and optionally only
+/// at the calls to one function (`at`).
+#[allow(clippy::too_many_arguments)]
+fn each_fault_at_every_call<T>(
+    faults: &Faults,
+    what: &str,
+    mode: Mode,
+    codes: &[(&str, CK_RV)],
+    at: Option<&str>,
     mut op: impl FnMut() -> Result<T, Error>,
     mut check: impl FnMut(&str, Result<T, Error>, CK_RV, &str),
     mut probe: impl FnMut() -> Result<(), Error>,
@@ -211,9 +255,12 @@ fn every_code_at_every_call<T>(
     check(&format!("{what} without a fault"), dry, CKR_OK, "");
     assert!(!calls.is_empty(), "{what}: the shim saw no call (is the driver loading {}?)", faults.module.display());
     let (mut cases, mut late) = (0, 0);
-    for i in 0..calls.len() {
-        for (name, rv) in CODES {
-            faults.arm(i + 1, *rv);
+    for (i, planned) in calls.iter().enumerate() {
+        if at.is_some_and(|f| f != planned) {
+            continue;
+        }
+        for (name, rv) in codes {
+            faults.arm_mode(i + 1, *rv, mode);
             let outcome = catch_unwind(AssertUnwindSafe(&mut op));
             let made = faults.calls();
             faults.arm(0, CKR_OK);
@@ -222,8 +269,11 @@ fn every_code_at_every_call<T>(
                 Some(f) => (f.clone(), *rv),
                 None => ("(not reached)".to_string(), CKR_OK),
             };
-            let case =
-                format!("{what}: call {} ({function}) failing with {name} [calls made: {}]", i + 1, made.join(" "));
+            let case = format!(
+                "{what}: call {} ({function}) failing with {name} ({mode:?}) [calls made: {}]",
+                i + 1,
+                made.join(" ")
+            );
             let outcome = outcome.unwrap_or_else(|_| panic!("{case}: panicked"));
             let healthy =
                 catch_unwind(AssertUnwindSafe(&mut probe)).unwrap_or_else(|_| panic!("{case}: probe panicked"));
@@ -238,9 +288,11 @@ fn every_code_at_every_call<T>(
         }
     }
     eprintln!(
-        "{what}: {} calls x {} codes = {cases} cases; {late} left the driver needing one failed operation to recover",
+        "{what}: {} calls{} x {} codes = {cases} cases; {late} left the driver needing one failed operation to \
+         recover",
         calls.len(),
-        CODES.len()
+        at.map(|f| format!(" (only {f})")).unwrap_or_default(),
+        codes.len()
     );
     cases
 }
@@ -458,6 +510,98 @@ fn changing_the_pin() {
         drop(token);
         drop(driver);
         assert_eq!(stored_objects(rig, PIN), before, "a PIN change changed the stored objects");
+        assert_intact(rig, faults, &before, &spki);
+    });
+}
+
+/// Codes for key generation at every call, in each mode: the ones that end the session, one that
+/// leaves it stuck, and some that leave it open. (Every code is tried where the token made the
+/// pair and lost the answer, `C_GenerateKeyPair` in the `after` mode; the other calls meet every
+/// code in the tests above.) Each case generates a key twice, so all 103 codes at all calls in
+/// all modes would take most of an hour.
+const KEYGEN_CODES: &[(&str, CK_RV)] = codes![
+    CKR_DEVICE_REMOVED CKR_TOKEN_NOT_PRESENT CKR_SESSION_HANDLE_INVALID CKR_OPERATION_ACTIVE CKR_GENERAL_ERROR
+    CKR_DEVICE_MEMORY CKR_ATTRIBUTE_READ_ONLY
+];
+
+const GENERATED: &str = "generated";
+
+/// The token holds exactly one key labelled [`GENERATED`], and it is `key`: its public key is
+/// listed under its id and its private key (the only one with that id) signs for that public key.
+/// No note of a generation in progress is left, and the kept key still has its certificate.
+fn assert_one_generated(token: &Pkcs11Carrier, key: &ukey_api::KeyObject, case: &str) {
+    let listed = token.objects().unwrap_or_else(|e| panic!("{case}: listing: {e}"));
+    let labelled: Vec<_> = listed.keys.iter().filter(|k| k.label == GENERATED).collect();
+    assert_eq!(labelled.len(), 1, "{case}: keys labelled `{GENERATED}`: {labelled:?}");
+    assert_eq!(labelled[0].id, key.id, "{case}: the listed key has another id than the one reported");
+    assert_eq!(labelled[0].public_key, key.public_key, "{case}: the listed public key is not the reported one");
+    let notes: Vec<_> = listed.data.iter().filter(|d| d.application == ukey_pkcs11::pending::APPLICATION).collect();
+    assert!(notes.is_empty(), "{case}: a note of a generation in progress was left: {notes:?}");
+    assert!(
+        listed.keys.iter().any(|k| k.id == ObjectId(vec![KEPT]) && k.certificate.is_some()),
+        "{case}: the kept key or its certificate is gone: {:?}",
+        listed.keys
+    );
+    let spki = key.public_key.clone().unwrap_or_else(|| panic!("{case}: no public key reported"));
+    let sig = token
+        .sign(&key.id, &Mechanism::EcdsaSha256, &input(b"generated"), &user())
+        .unwrap_or_else(|e| panic!("{case}: signing with the new key: {e}"));
+    verify_signature(&spki, &Mechanism::EcdsaSha256, SignData::Message(b"generated"), &sig)
+        .unwrap_or_else(|e| panic!("{case}: the new key's signature does not verify: {e}"));
+}
+
+#[test]
+fn generating_a_key() {
+    with_faults("generating_a_key", |rig, faults| {
+        let spki = set_up(rig, faults);
+        let before = stored_objects(rig, PIN);
+        faults.arm(0, CKR_OK);
+        let driver = faults.driver();
+        let token = find(&driver).expect("token");
+        let request = KeyGenRequest { algorithm: KeyAlgorithm::P256, label: GENERATED.into(), id: None };
+        let plans = [
+            (Mode::Refuse, KEYGEN_CODES, None),
+            (Mode::After, KEYGEN_CODES, None),
+            (Mode::Gone, KEYGEN_CODES, None),
+            (Mode::After, CODES, Some("C_GenerateKeyPair")),
+        ];
+        for (mode, codes, at) in plans {
+            each_fault_at_every_call(
+                faults,
+                &format!("keygen ({mode:?})"),
+                mode,
+                codes,
+                at,
+                || token.generate_key(&request, &user()),
+                |case, outcome, rv, function| {
+                    let key = match outcome {
+                        Ok(key) => key,
+                        Err(e) => {
+                            assert_clear(&e, case, rv, function);
+                            assert!(
+                                !e.to_string().contains("already exists"),
+                                "{case}: a failed generation blamed an existing key: {e}"
+                            );
+                            // The fault has cleared: generating the same key again succeeds,
+                            // whatever the failure left behind.
+                            token
+                                .generate_key(&request, &user())
+                                .unwrap_or_else(|e| panic!("{case}: generating again after the fault failed: {e}"))
+                        }
+                    };
+                    assert_one_generated(&token, &key, case);
+                    token
+                        .delete_object(&key.id, Some(GENERATED), &user())
+                        .unwrap_or_else(|e| panic!("{case}: removing the new key: {e}"));
+                },
+                || token.objects().map(|_| ()),
+            );
+        }
+        drop(token);
+        drop(driver);
+        let after = stored_objects(rig, PIN);
+        let left: Vec<_> = after.iter().filter(|o| o.contains(GENERATED) || o.contains("progress")).collect();
+        assert!(left.is_empty(), "objects of a generation were left: {left:?}");
         assert_intact(rig, faults, &before, &spki);
     });
 }

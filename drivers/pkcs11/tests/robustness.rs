@@ -219,3 +219,63 @@ fn vendor_sm2_settings_reach_the_token_through_the_raw_path() {
         assert!(err.to_string().contains("0x80008104"), "{err}");
     });
 }
+
+/// What a key generation finds under the new key's label when an earlier one was cut short: a
+/// leftover that ukey's note of a generation in progress vouches for is removed and the
+/// generation goes ahead; a lone half that no note vouches for (made by another program) is named
+/// for what it is, with the command that removes it, and kept.
+#[test]
+fn leftovers_of_an_interrupted_generation_are_removed_or_named() {
+    isolated("leftovers_of_an_interrupted_generation_are_removed_or_named", |rig| {
+        rig.init_token("Halves");
+        let login = ["--token-label", "Halves", "--login", "--pin", PIN];
+        let tool = |extra: &[&str]| {
+            let mut args = login.to_vec();
+            args.extend_from_slice(extra);
+            rig.pkcs11_tool_ok(&args)
+        };
+        // A private key without its public key or a certificate, and no note.
+        tool(&["--keypairgen", "--key-type", "EC:prime256v1", "--id", "0a", "--label", "half"]);
+        tool(&["--delete-object", "--type", "pubkey", "--id", "0a"]);
+        // A whole pair with ukey's note: a generation that the token lost before it completed.
+        tool(&["--keypairgen", "--key-type", "EC:prime256v1", "--id", "0b", "--label", "noted"]);
+        let note = rig.path("note");
+        std::fs::write(&note, [0x0b]).unwrap();
+        let note = note.display().to_string();
+        tool(&[
+            "--write-object",
+            &note,
+            "--type",
+            "data",
+            "--label",
+            "noted",
+            "--application-label",
+            ukey_pkcs11::pending::APPLICATION,
+        ]);
+
+        let driver = driver_with(|_| {});
+        let token = carrier(&driver, "Halves");
+        let request = |label: &str| KeyGenRequest { algorithm: KeyAlgorithm::P256, label: label.into(), id: None };
+
+        let err = token.generate_key(&request("half"), &user()).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        assert!(
+            text.contains("a private key labelled `half` (id 0a) has no public key and no certificate")
+                && text.contains("half-made key pair")
+                && text.contains("--delete-object --type privkey --label half"),
+            "{text}"
+        );
+        let listing = tool(&["--list-objects"]);
+        assert!(listing.contains("label:      half"), "the lone half was removed:\n{listing}");
+
+        let key = token.generate_key(&request("noted"), &user()).unwrap();
+        assert_ne!(key.id, ObjectId(vec![0x0b]), "the leftover pair was kept");
+        let sig = token.sign(&key.id, &Mechanism::EcdsaSha256, &input(b"noted"), &user()).unwrap();
+        openssl_verify(rig, key.public_key.as_ref().unwrap(), &Mechanism::EcdsaSha256, &sha256(b"noted"), &sig);
+        let listing = tool(&["--list-objects"]);
+        assert_eq!(listing.matches("label:      noted").count(), 2, "one new pair labelled noted:\n{listing}");
+        assert!(!listing.contains("ID:         0b"), "the leftover pair is still there:\n{listing}");
+        assert!(!listing.contains("key generation in progress"), "the note is still there:\n{listing}");
+    });
+}

@@ -8,16 +8,21 @@
 //!
 //! Configuration (read on every call, so one test process can run many plans):
 //! - `UKEY_P11_FAULT_REAL`: the module to forward to (default `/usr/lib/softhsm/libsofthsm2.so`);
-//! - `UKEY_P11_FAULT_PLAN`: a file holding `GEN N RV` — fail call number `N` (1-based, counted
-//!   from when `GEN` last changed) with return value `RV` (decimal or `0x` hex); `N = 0`, an empty
-//!   or a missing file: no fault. Without the variable, `UKEY_P11_FAULT_AT=N:RV` gives one plan
-//!   for the whole process (for a child process such as the `ukey` CLI);
+//! - `UKEY_P11_FAULT_PLAN`: a file holding `GEN N RV [MODE]` — fail call number `N` (1-based,
+//!   counted from when `GEN` last changed) with return value `RV` (decimal or `0x` hex); `N = 0`,
+//!   an empty or a missing file: no fault. Without the variable, `UKEY_P11_FAULT_AT=N:RV` gives
+//!   one plan for the whole process (for a child process such as the `ukey` CLI). `MODE`:
+//!   - absent: the module refuses call `N` (it does not reach the real module);
+//!   - `after`: call `N` is done by the real module and then reported failed (a token that made
+//!     the objects and lost the answer, e.g. pulled during `C_GenerateKeyPair`);
+//!   - `gone`: call `N` and every later call fail (a token pulled for good); `C_CloseSession`,
+//!     `C_CloseAllSessions` and `C_Finalize` still reach the real module, as a pulled token's
+//!     sessions end with it;
 //! - `UKEY_P11_FAULT_TRACE`: a file to which `GEN N FUNCTION` is appended for every call, so a
 //!   test learns how many calls an operation makes and which call each number is.
 //!
-//! An injected failure does not reach the real module (the module "refused"), except for
-//! `C_Finalize`, which is forwarded before the error is returned so the real module's state does
-//! not leak into the next plan.
+//! A refused call does not reach the real module, except for `C_Finalize`, which is forwarded
+//! before the error is returned so the real module's state does not leak into the next plan.
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 use std::ffi::c_void;
@@ -71,8 +76,24 @@ struct Counter {
 
 static COUNTER: Mutex<Counter> = Mutex::new(Counter { generation: String::new(), calls: 0 });
 
-/// The plan in force: (generation, N, RV).
-fn plan() -> (String, u64, CK_RV) {
+/// How a planned fault behaves (see the module comment).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Refuse,
+    After,
+    Gone,
+}
+
+/// A fault to report for one call.
+#[derive(Clone, Copy)]
+struct Fault {
+    rv: CK_RV,
+    /// The real module still does the call (its result is replaced by `rv`).
+    forward: bool,
+}
+
+/// The plan in force: (generation, N, RV, mode).
+fn plan() -> (String, u64, CK_RV, Mode) {
     let text = match std::env::var_os("UKEY_P11_FAULT_PLAN") {
         Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
         None => {
@@ -89,12 +110,17 @@ fn plan() -> (String, u64, CK_RV) {
             None => r.parse().ok(),
         })
         .unwrap_or(CKR_OK);
-    (generation, nth, rv)
+    let mode = match parts.next() {
+        Some("after") => Mode::After,
+        Some("gone") => Mode::Gone,
+        _ => Mode::Refuse,
+    };
+    (generation, nth, rv, mode)
 }
 
-/// Counts a call to `function`; returns the code to fail it with, if this is the planned call.
-fn fault(function: &str) -> Option<CK_RV> {
-    let (generation, nth, rv) = plan();
+/// Counts a call to `function`; returns the fault to report, if this call is planned to fail.
+fn fault(function: &str) -> Option<Fault> {
+    let (generation, nth, rv, mode) = plan();
     let mut counter = COUNTER.lock().unwrap_or_else(|p| p.into_inner());
     if counter.generation != generation {
         counter.generation = generation.clone();
@@ -108,7 +134,16 @@ fn fault(function: &str) -> Option<CK_RV> {
     {
         let _ = writeln!(file, "{generation} {n} {function}");
     }
-    (nth != 0 && n == nth && rv != CKR_OK).then_some(rv)
+    if nth == 0 || rv == CKR_OK {
+        return None;
+    }
+    let releases = matches!(function, "C_Finalize" | "C_CloseSession" | "C_CloseAllSessions");
+    match mode {
+        Mode::Refuse if n == nth => Some(Fault { rv, forward: function == "C_Finalize" }),
+        Mode::After if n == nth => Some(Fault { rv, forward: true }),
+        Mode::Gone if n >= nth => Some(Fault { rv, forward: releases }),
+        _ => None,
+    }
 }
 
 macro_rules! wrap {
@@ -116,7 +151,7 @@ macro_rules! wrap {
         $(
             unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
                 let injected = fault(stringify!($name));
-                if stringify!($name) != "C_Finalize" && let Some(rv) = injected {
+                if let Some(Fault { rv, forward: false }) = injected {
                     return rv;
                 }
                 let forwarded = match real().and_then(|list| list.$name) {
@@ -124,7 +159,7 @@ macro_rules! wrap {
                     Some(function) => unsafe { function($($arg),*) },
                     None => CKR_FUNCTION_NOT_SUPPORTED,
                 };
-                injected.unwrap_or(forwarded)
+                injected.map_or(forwarded, |f| f.rv)
             }
         )*
 
