@@ -65,5 +65,21 @@ for sig in sig.ukey sig.p11; do
     openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/dgst" -sigfile "$tmp/$sig" >/dev/null
 done
 
+# PKCS#11 calls per signature, counted by the fault shim in front of SoftHSM with no fault
+# planned (a figure machine load cannot blur); skipped when the shim is not built.
+SHIM=$(ls target/release/libukey_p11_fault.so target/debug/libukey_p11_fault.so 2>/dev/null | head -1 || true)
+if [ -n "$SHIM" ]; then
+    sed "s#$MODULE#$PWD/$SHIM#" "$tmp/config.toml" >"$tmp/shim.toml"
+    UKEY_P11_FAULT_TRACE=$tmp/trace.ukey UKEY_PIN=$PIN "$UKEY" --config "$tmp/shim.toml" sign --token Bench \
+        --key bench --alg ecdsa-sha256 --prehashed --in "$tmp/dgst" --out "$tmp/sig.shim" --format der >/dev/null 2>&1
+    UKEY_P11_FAULT_TRACE=$tmp/trace.p11 pkcs11-tool --module "$SHIM" --token-label Bench --login --pin "$PIN" \
+        --sign -m ECDSA --id 01 --signature-format openssl -i "$tmp/dgst" -o "$tmp/sig.shim" >/dev/null 2>&1
+    echo "PKCS#11 calls per signature: ukey $(wc -l <"$tmp/trace.ukey"), pkcs11-tool $(wc -l <"$tmp/trace.p11")"
+else
+    echo "(PKCS#11 call counts skipped: build the shim with cargo build -p ukey-pkcs11-fault-module)"
+fi
+
 . benches/lib/interleave.sh   # (the script runs from the repository root)
+echo "load before: $(uptime)"
 interleave_compare "$N" 0.8 "ukey sign" run_ukey "pkcs11-tool" run_p11
+echo "load after: $(uptime)"

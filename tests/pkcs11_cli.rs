@@ -323,3 +323,61 @@ fn cryptoki_notes_about_vendor_mechanisms_do_not_reach_stderr() {
     assert_ne!(wrong.code, Some(0));
     assert!(wrong.stderr.contains("/nonexistent/file"), "{}", wrong.stderr);
 }
+
+/// A one-shot `ukey sign` lists the token's objects once: the custody gate reuses the listing the
+/// key lookup made for the certificate it records, instead of listing everything again (that was
+/// a quarter of the sign's PKCS#11 calls). Counted by the fault shim (drivers/pkcs11/fault-module,
+/// a dev-dependency) in front of SoftHSM with no fault planned.
+#[test]
+fn a_one_shot_sign_lists_the_token_once() {
+    let rig = Rig::new();
+    rig.init_token("Once");
+    rig.pkcs11_tool(&[
+        "--token-label",
+        "Once",
+        "--login",
+        "--pin",
+        PIN,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--id",
+        "01",
+        "--label",
+        "once",
+    ])
+    .ok("pkcs11-tool --keypairgen");
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ukey"));
+    let dir = exe.parent().unwrap();
+    let shim = [dir.join("libukey_p11_fault.so"), dir.join("deps").join("libukey_p11_fault.so")]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("libukey_p11_fault.so is missing next to {}: cargo test builds it", exe.display()));
+    let config = std::fs::read_to_string(rig.path("config.toml")).unwrap();
+    std::fs::write(rig.path("config.toml"), config.replace(SOFTHSM, shim.to_str().unwrap())).unwrap();
+    let message = rig.path("message.txt");
+    std::fs::write(&message, b"counted\n").unwrap();
+    let trace = rig.path("trace");
+    let trace_text = trace.to_str().unwrap().to_string();
+    let sig = rig.path("sig");
+    rig.ukey(
+        &[
+            "sign",
+            "--token",
+            "Once",
+            "--key",
+            "once",
+            "--in",
+            message.to_str().unwrap(),
+            "--out",
+            sig.to_str().unwrap(),
+        ],
+        &[("UKEY_PIN", PIN), ("UKEY_P11_FAULT_TRACE", &trace_text)],
+    )
+    .ok("ukey sign through the shim");
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let searches = calls.lines().filter(|l| l.ends_with(" C_FindObjectsInit")).count();
+    // One listing (certificates, private keys, public keys, data objects), then the signing key.
+    assert_eq!(searches, 5, "object searches in one `ukey sign`:\n{calls}");
+    assert!(!std::fs::read(&sig).unwrap().is_empty());
+}

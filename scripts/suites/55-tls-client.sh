@@ -11,7 +11,9 @@
 #   received and verified against the test CA;
 # - s_server's own log shows the chain verified to the client certificate's subject;
 # - the agent's pinentry was asked once or more, naming Chromium;
-# - the agent's audit log holds a successful sign record by Chromium's executable.
+# - the agent's audit log holds a successful sign record by Chromium's executable;
+# - the PIN appears in no log;
+# - when the holder refuses the PIN dialog, Chromium gets no client-authenticated page.
 # Every wait is bounded and on a condition. A missing prerequisite is a failure saying what to
 # install. Everything lives in a temporary directory, removed at the end.
 set -euo pipefail
@@ -49,7 +51,7 @@ cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
     if [ -n "$agent_started" ]; then "$ukey_bin" agent stop >/dev/null 2>&1 || true; fi
     if [ "$status" -ne 0 ]; then
-        for log in agent.log run/ukey/agent.log s_server.log chromium.log page.html pinentry-log.jsonl; do
+        for log in agent.log run/ukey/agent.log s_server.log page.log page.html refused.log refused.html pinentry-log.jsonl; do
             if [ -s "$work/$log" ]; then
                 echo "--- $log (last 40 lines, without Chromium's D-Bus complaints)" >&2
                 grep -v 'dbus/' "$work/$log" | tail -n 40 >&2
@@ -136,21 +138,23 @@ echo "-- headless Chromium fetches $url with the carrier's certificate"
 # issued by the test CA, for this server.
 policy_dir=/etc/chromium/policies/managed
 policy=$policy_dir/ukey-tls-client-test-$$.json
-[ -w /etc/chromium ] || [ -w "$policy_dir" ] || fail "writing $policy needs root (CI runs the suites as root)"
-mkdir -p "$policy_dir"
+mkdir -p "$policy_dir" 2>/dev/null && [ -w "$policy_dir" ] ||
+    fail "cannot write Chromium's policy directory $policy_dir: run as root (CI runs the suites as root)"
 printf '{"AutoSelectCertificateForUrls": ["{\\"pattern\\":\\"https://127.0.0.1:%s\\",\\"filter\\":{\\"ISSUER\\":{\\"CN\\":\\"ukey TLS test CA %s\\"}}}"]}\n' \
     "$port" "$$" >"$policy"
 chmod 644 "$policy"
-set +e
-UKEY_PKCS11_PIN=agent UKEY_PKCS11_DEBUG=1 timeout 120 "$chromium" --headless --no-sandbox --disable-gpu \
-    --no-first-run --disable-extensions --user-data-dir="$work/profile" --dump-dom "$url" \
-    >"$work/page.html" 2>"$work/chromium.log"
-chromium_status=$?
-set -e
-rm -f "$policy"
-policy=
-[ "$chromium_status" -eq 124 ] && fail "Chromium did not finish within 120 s (the handshake waited)"
-[ "$chromium_status" -eq 0 ] || fail "Chromium exited with $chromium_status"
+# Fetches the URL with a fresh profile: fetch NAME writes $work/NAME.html and $work/NAME.log.
+fetch() {
+    set +e
+    UKEY_PKCS11_PIN=agent UKEY_PKCS11_DEBUG=1 timeout 120 "$chromium" --headless --no-sandbox --disable-gpu \
+        --no-first-run --disable-extensions --user-data-dir="$work/profile-$1" --dump-dom "$url" \
+        >"$work/$1.html" 2>"$work/$1.log"
+    local status=$?
+    set -e
+    [ "$status" -eq 124 ] && fail "Chromium did not finish within 120 s (the handshake waited; see $1.log)"
+    [ "$status" -eq 0 ] || fail "Chromium exited with $status (see $1.log)"
+}
+fetch page
 
 echo "-- checking the handshake, the PIN dialog and the audit record"
 grep -q "Client certificate" "$work/page.html" ||
@@ -165,10 +169,26 @@ dialogs=$(grep -c . "$work/pinentry-log.jsonl" || true)
 [ "$dialogs" -ge 1 ] || fail "the agent never asked for the PIN"
 grep -qi "chromium" "$work/pinentry-log.jsonl" || fail "the PIN dialog does not name Chromium"
 
+pin=$(cat "$work/user.pin")
+for log in run/ukey/agent.log agent.log page.log pinentry-log.jsonl s_server.log; do
+    if [ -f "$work/$log" ] && grep -qF -- "$pin" "$work/$log"; then fail "the PIN appears in $log"; fi
+done
+
 # Only successful sign records are listed; one of them must name Chromium's executable.
 audit=$("$ukey_bin" --json audit show --op sign --result done --limit 0)
 by_chromium=$(grep -o '"[^"]*/chromium[^"]*"' <<<"$audit" | head -n 1 || true)
 [ -n "$by_chromium" ] || fail "no successful sign record by Chromium's executable in the audit log: $audit"
 echo "   the audit log records the signature by $by_chromium"
+echo "-- the holder refuses the PIN dialog: Chromium gets no client-authenticated page"
+printf 'cancel\n' >"$work/pinentry-script"
+fetch refused
+grep -q "Client certificate" "$work/refused.html" && fail "s_server served its page although the holder refused the PIN"
+refused_dialogs=$(grep -c . "$work/pinentry-log.jsonl" || true)
+[ "$refused_dialogs" -gt "$dialogs" ] || fail "the refused attempt never reached the agent's PIN dialog"
+reason=$(grep -o 'ERR_SSL_[A-Z_]*' "$work/refused.log" | head -n 1 || true)
+echo "   Chromium's page load failed: ${reason:-(no net error named in its log)}"
+rm -f "$policy"
+policy=
+
 "$ukey_bin" audit verify >/dev/null || fail "the audit chain does not verify"
 echo "55-tls-client: OK (Chromium authenticated with the carrier's key; $dialogs PIN dialog(s); audited)"

@@ -13,7 +13,8 @@
 //! human mode (`ukey: notice: …`); with `--json` stderr carries only the JSON error document, and
 //! the notices are in the use's intent record.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ukey_api::{
     Capabilities, Carrier, CarrierInfo, CarrierKind, CertificateImport, CertificateObject, Credential, DataObjectInfo,
@@ -47,10 +48,7 @@ impl Driver for GatedDriver {
             .inner
             .carriers()?
             .into_iter()
-            .map(|c| {
-                Arc::new(GatedCarrier { inner: c, gate: Arc::clone(&self.gate), show_notices: self.show_notices })
-                    as Arc<dyn Carrier>
-            })
+            .map(|c| Arc::new(GatedCarrier::new(c, Arc::clone(&self.gate), self.show_notices)) as Arc<dyn Carrier>)
             .collect())
     }
 
@@ -63,17 +61,43 @@ impl Driver for GatedDriver {
     }
 }
 
+/// How long a listing is reused for the certificate a use names. The CLI lists the carrier to
+/// find the key and signs a few milliseconds later; listing everything again just for the
+/// certificate's fingerprint was a quarter of a one-shot `ukey sign`'s token calls.
+const LISTING_REUSE: Duration = Duration::from_secs(2);
+
 /// A carrier whose uses pass the gate.
 pub struct GatedCarrier {
     inner: Arc<dyn Carrier>,
     gate: Arc<dyn Gate>,
     show_notices: bool,
+    /// The last listing and when it was made; dropped by every use that changes objects.
+    listed: Mutex<Option<(Instant, ObjectList)>>,
 }
 
 impl GatedCarrier {
     /// Wraps `inner`; `show_notices` prints each use's notices on stderr.
     pub fn new(inner: Arc<dyn Carrier>, gate: Arc<dyn Gate>, show_notices: bool) -> Self {
-        GatedCarrier { inner, gate, show_notices }
+        GatedCarrier { inner, gate, show_notices, listed: Mutex::new(None) }
+    }
+
+    fn listed(&self) -> std::sync::MutexGuard<'_, Option<(Instant, ObjectList)>> {
+        self.listed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh listing of the carrier's objects, or the one made within [`LISTING_REUSE`].
+    fn recent_objects(&self) -> ukey_api::Result<ObjectList> {
+        if let Some((at, list)) = self.listed().as_ref()
+            && at.elapsed() < LISTING_REUSE
+        {
+            return Ok(list.clone());
+        }
+        self.objects()
+    }
+
+    /// Forgets the listing before a use that may change the carrier's objects.
+    fn forget_listing(&self) {
+        *self.listed() = None;
     }
 
     /// Runs `work` behind the gate.
@@ -121,7 +145,7 @@ impl GatedCarrier {
 
     /// The fingerprint of the certificate paired with key `id`, when there is one.
     fn certificate_of(&self, id: &ObjectId) -> Option<String> {
-        let objects = self.inner.objects().ok()?;
+        let objects = self.recent_objects().ok()?;
         objects
             .certificate_for(id)
             .map(|c| c.info.sha256_fingerprint.clone())
@@ -143,7 +167,9 @@ impl Carrier for GatedCarrier {
     }
 
     fn objects(&self) -> ukey_api::Result<ObjectList> {
-        self.inner.objects()
+        let list = self.inner.objects()?;
+        *self.listed() = Some((Instant::now(), list.clone()));
+        Ok(list)
     }
 
     fn sign(
@@ -158,6 +184,7 @@ impl Carrier for GatedCarrier {
     }
 
     fn generate_key(&self, request: &KeyGenRequest, auth: &Credential) -> ukey_api::Result<KeyObject> {
+        self.forget_listing();
         self.guarded(Operation::GenerateKey, None, None, || self.inner.generate_key(request, auth))
     }
 
@@ -166,11 +193,13 @@ impl Carrier for GatedCarrier {
         request: &CertificateImport,
         auth: &Credential,
     ) -> ukey_api::Result<CertificateObject> {
+        self.forget_listing();
         let fp = ukey_api::CertificateInfo::parse(&request.der).ok().map(|c| c.sha256_fingerprint);
         self.guarded(Operation::ImportCertificate, fp, None, || self.inner.import_certificate(request, auth))
     }
 
     fn write_data(&self, request: &DataObjectWrite, auth: &Credential) -> ukey_api::Result<DataObjectInfo> {
+        self.forget_listing();
         self.guarded(Operation::WriteData, None, None, || self.inner.write_data(request, auth))
     }
 
@@ -183,6 +212,7 @@ impl Carrier for GatedCarrier {
     }
 
     fn delete_object(&self, id: &ObjectId, label: Option<&str>, auth: &Credential) -> ukey_api::Result<()> {
+        self.forget_listing();
         self.guarded(Operation::DeleteObject, None, None, || self.inner.delete_object(id, label, auth))
     }
 
@@ -199,6 +229,7 @@ impl Carrier for GatedCarrier {
     }
 
     fn initialize(&self, request: &InitRequest) -> ukey_api::Result<()> {
+        self.forget_listing();
         self.guarded(Operation::Initialize, None, None, || self.inner.initialize(request))
     }
 }
