@@ -1,6 +1,6 @@
 //! X.509 certificate parsing into the contract's [`CertificateInfo`].
 
-use der::{Decode, DecodePem, Encode};
+use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::KeyUsage;
@@ -20,13 +20,21 @@ pub fn parse_certificate(bytes: &[u8]) -> Result<CertificateInfo> {
             bytes.len()
         )));
     }
-    let cert = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
-        Certificate::from_pem(bytes)
+    // The certificate is kept exactly as issued: a re-encoding could differ from the signed bytes
+    // (lenient decoding of non-canonical DER) and would give another fingerprint than every
+    // other tool shows.
+    let der = if bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(bytes.trim_ascii())
+            .map_err(|e| Error::InvalidInput(format!("not an X.509 certificate (DER or PEM): {e}")))?;
+        if label != "CERTIFICATE" {
+            return Err(Error::InvalidInput(format!("the PEM block is a {label}, not a CERTIFICATE")));
+        }
+        der
     } else {
-        Certificate::from_der(bytes)
-    }
-    .map_err(|e| Error::InvalidInput(format!("not an X.509 certificate (DER or PEM): {e}")))?;
-    let der = cert.to_der().map_err(|e| Error::InvalidInput(format!("certificate does not re-encode: {e}")))?;
+        bytes.to_vec()
+    };
+    let cert = Certificate::from_der(&der)
+        .map_err(|e| Error::InvalidInput(format!("not an X.509 certificate (DER or PEM): {e}")))?;
     let tbs = cert.tbs_certificate();
     let public_key = tbs
         .subject_public_key_info()
@@ -78,5 +86,15 @@ mod tests {
     fn garbage_is_refused_with_a_reason() {
         let err = parse_certificate(b"\x30\x03\x02\x01").unwrap_err();
         assert!(err.to_string().contains("not an X.509 certificate"), "{err}");
+    }
+
+    /// Found by the `x509` fuzz target: a certificate that decodes leniently but is not in
+    /// canonical DER got the fingerprint of its re-encoding. It keeps its own bytes now.
+    #[test]
+    fn a_certificate_keeps_the_bytes_it_was_issued_with() {
+        let bytes = include_bytes!("../../tests/data/noncanonical-cert.der");
+        let info = parse_certificate(bytes).expect("x509-cert decodes it");
+        assert_eq!(info.der, bytes.to_vec());
+        assert_eq!(info.sha256_fingerprint, hex::encode(Sha256::digest(bytes)));
     }
 }

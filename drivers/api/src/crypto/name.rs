@@ -99,12 +99,32 @@ fn parse_atv(text: &str) -> Result<AttributeTypeAndValue> {
     })?;
     let key = key.trim();
     let (oid, kind) = lookup(key)?;
+    if let Some(hex) = raw_value.trim().strip_prefix('#') {
+        return Ok(AttributeTypeAndValue { oid, value: hex_value(key, hex)? });
+    }
     let value = unescape(raw_value.trim_start())?;
     if value.is_empty() {
         return Err(Error::InvalidInput(format!("{key} has an empty value")));
     }
     let any = encode_value(key, &value, kind)?;
     Ok(AttributeTypeAndValue { oid, value: any })
+}
+
+/// An RFC 4514 `#hexstring` value: the hex of the value's BER encoding, as ukey (and OpenSSL,
+/// and every RFC 4514 printer) shows attributes it has no string form for. Found by fuzzing:
+/// without it, a name ukey printed read back as a different name.
+fn hex_value(key: &str, hex: &str) -> Result<Any> {
+    let bad =
+        || Error::InvalidInput(format!("{key}=#{hex} is not a #hex value (pairs of hex digits of one DER value)"));
+    if hex.is_empty() || hex.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    Any::from_der(&bytes).map_err(|e| Error::InvalidInput(format!("{key}=#{hex} is not one DER value: {e}")))
 }
 
 fn lookup(key: &str) -> Result<(ObjectIdentifier, StringKind)> {
@@ -256,5 +276,20 @@ mod tests {
     fn dotted_oid_and_multi_valued_rdn() {
         let n = parse_name("CN=a+UID=b,2.5.4.10=Org").unwrap();
         assert_eq!(n.to_der().unwrap(), parse_name("/O=Org/CN=a+UID=b").unwrap().to_der().unwrap());
+    }
+
+    /// Found by the `dn_text` fuzz target: `0.4=\\4` printed as `0.4=#0c025c34` (RFC 4514's
+    /// hex form for an attribute without a string name) and read back as the text `#0c025c34`.
+    #[test]
+    fn printed_names_read_back_including_hex_values() {
+        for text in ["0.4=\\\\4", "CN=\\#not hex,O=Unit", "CN=#0c05416c696365", "2.5.4.3=Alice+0.9=#0101ff"] {
+            let parsed = parse_name(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let printed = parsed.to_string();
+            assert_eq!(parse_name(&printed).expect("reads back"), parsed, "{text} printed as {printed}");
+        }
+        assert_eq!(parse_name("CN=#0c05416c696365").unwrap(), parse_name("CN=Alice").unwrap());
+        for bad in ["CN=#", "CN=#0c0541", "CN=#zz", "CN=#0c05416c69636500"] {
+            assert!(parse_name(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -31,10 +31,40 @@ pub fn spki_from_generate(algorithm_id: u8, response: &[u8]) -> Result<(KeyAlgor
         _ => {
             let modulus = tlv::require(template, 0x81)?;
             let exponent = tlv::require(template, 0x82)?;
+            check_rsa_key(algorithm, modulus, exponent)?;
             rsa_spki(modulus, exponent)?
         }
     };
-    Ok((algorithm, spki))
+    // What the card gave must read back as the key it was asked for (found by fuzzing: an empty
+    // exponent made an SPKI nothing else could parse).
+    match ukey_api::crypto::spki_algorithm(&spki) {
+        Ok(read) if read == algorithm => Ok((algorithm, spki)),
+        Ok(read) => Err(Error::Device(format!("the card generated a {read} key where {algorithm} was asked for"))),
+        Err(e) => Err(Error::Device(format!("the card's {algorithm} public key is malformed: {e}"))),
+    }
+}
+
+/// An RSA public key from a card: a modulus of exactly the size asked for and an odd exponent
+/// greater than one (leading zero bytes allowed in both, as cards send fixed-width fields).
+fn check_rsa_key(algorithm: KeyAlgorithm, modulus: &[u8], exponent: &[u8]) -> Result<()> {
+    let KeyAlgorithm::Rsa { bits } = algorithm else {
+        return Err(Error::NotSupported(format!("{algorithm} is not an RSA algorithm")));
+    };
+    let n = strip_zeros(modulus);
+    let got = (n.len() * 8) as u32 - n.first().map_or(0, |b| b.leading_zeros());
+    if got != bits {
+        return Err(Error::Device(format!("the card returned a {got}-bit RSA modulus for an RSA-{bits} key")));
+    }
+    let e = strip_zeros(exponent);
+    if e.last().is_none_or(|b| b & 1 == 0) || e == [1] {
+        return Err(Error::Device("the card returned an RSA public exponent that is not odd and above 1".into()));
+    }
+    Ok(())
+}
+
+fn strip_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
 }
 
 fn der_err(e: der::Error) -> Error {
@@ -105,5 +135,29 @@ mod tests {
         assert!(spki_from_generate(alg::ECC_P256, &[0x7F, 0x49, 0x05, 0x86]).is_err());
         assert!(spki_from_generate(alg::RSA_2048, &tlv::encoded(0x7F49, &tlv::encoded(0x81, &[1]))).is_err());
         assert!(spki_from_generate(0x42, &tlv::encoded(0x7F49, &[])).is_err());
+    }
+
+    /// Found by the `piv_objects` fuzz target: an empty exponent and a ten-byte modulus made an
+    /// SPKI that no parser accepts. A card's RSA key must have the size asked for and an odd
+    /// exponent above one.
+    #[test]
+    fn a_malformed_rsa_key_from_the_card_is_refused() {
+        let fuzzed = [0x7F, 0x49, 0x10, 0x82, 0x00, 0x81, 0x0A, 0, 0, 0, 0x56, 0, 0, 0, 0, 0, 0, 0, 0];
+        for algorithm in [alg::RSA_1024, alg::RSA_2048] {
+            let err = spki_from_generate(algorithm, &fuzzed).expect_err("refused");
+            assert!(err.to_string().contains("modulus"), "{err}");
+        }
+        let mut modulus = vec![0u8; 256];
+        modulus[0] = 0xC5;
+        modulus[255] = 0x01;
+        for exponent in [&[][..], &[0x00, 0x01][..], &[0x01, 0x00, 0x00][..]] {
+            let answer = tlv::encoded(0x7F49, &[tlv::encoded(0x81, &modulus), tlv::encoded(0x82, exponent)].concat());
+            let err = spki_from_generate(alg::RSA_2048, &answer).expect_err("refused");
+            assert!(err.to_string().contains("exponent"), "{exponent:?}: {err}");
+        }
+        let mut short = modulus.clone();
+        short[0] = 0x01;
+        let answer = tlv::encoded(0x7F49, &[tlv::encoded(0x81, &short), tlv::encoded(0x82, &[1, 0, 1])].concat());
+        assert!(spki_from_generate(alg::RSA_2048, &answer).is_err(), "a 2041-bit modulus is not RSA-2048");
     }
 }
