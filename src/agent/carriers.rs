@@ -3,8 +3,8 @@
 //!
 //! One transaction at a time per carrier: a fair (FIFO) one-permit semaphore with a bound on how
 //! many may wait and how long. Other carriers, and clients waiting for them, are not held up. The
-//! driver call itself is blocking, so it runs on tokio's blocking pool, never on the async
-//! workers that serve the sockets.
+//! driver call itself is blocking: it runs under `block_in_place`, which moves the async worker's
+//! other tasks to another thread first, so the sockets are always served.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,12 +99,24 @@ impl CarrierSlot {
             return Err(Error::TokenRemoved);
         }
         let carrier = Arc::clone(&self.carrier);
-        tokio::task::spawn_blocking(move || {
+        let work = move || {
             let _permit = permit;
             op(carrier.as_ref())
-        })
-        .await
-        .map_err(|e| Error::Device(format!("the driver failed unexpectedly ({e})")))?
+        };
+        let on_worker_pool = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker_pool {
+            // The transaction runs on this thread while tokio hands this worker's other tasks to
+            // another thread: no hand-off to the blocking pool and back, which were two thread
+            // wake-ups on every signature's path (the largest part of the agent's own latency on
+            // a busy machine). A panicking driver is an error, as it was from the blocking pool.
+            tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
+                .map_err(|_| Error::Device("the driver failed unexpectedly (it panicked)".into()))?
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| Error::Device(format!("the driver failed unexpectedly ({e})")))?
+        }
     }
 
     /// The carrier's objects, from a short-lived cache refreshed through the queue.
