@@ -94,6 +94,25 @@ impl XServer {
         let mut args = vec!["key", "--delay", "50"];
         args.extend_from_slice(keys);
         self.xdotool(&args);
+        self.wait_closed(&window);
+    }
+
+    /// Waits (bounded) until `window` is no longer shown, so the next dialog's search cannot
+    /// find this one while it closes (gcr's prompter takes a moment).
+    fn wait_closed(&self, window: &str) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--name", "."])
+                .env("DISPLAY", &self.display)
+                .output()
+                .expect("run xdotool");
+            if !String::from_utf8_lossy(&out.stdout).lines().any(|w| w.trim() == window) {
+                return;
+            }
+            assert!(std::time::Instant::now() < until, "window {window} never closed");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
 
@@ -153,13 +172,20 @@ fn pinentry_seen_through_tee(dir: &Path, program: &str) -> (std::path::PathBuf, 
     (wrapper, seen)
 }
 
-/// The pairing code of the latest dialog the pinentry was sent ("type this code: 1234").
-fn latest_code(seen: &Path) -> String {
-    let text = std::fs::read_to_string(seen).expect("read what the pinentry was sent");
-    let (_, after) = text.rsplit_once("type this code: ").unwrap_or_else(|| panic!("no code shown: {text}"));
-    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
-    assert_eq!(code.len(), 4, "a four-digit code: {text}");
-    code
+/// The code the `n`-th pairing dialog showed ("type this code: 1234"; n counts from 1), waiting
+/// (bounded) until the agent has sent that dialog to the pinentry.
+fn nth_code(seen: &Path, n: usize) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(seen).unwrap_or_default();
+        if let Some(after) = text.split("type this code: ").nth(n) {
+            let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+            assert_eq!(code.len(), 4, "a four-digit code: {text}");
+            return code;
+        }
+        assert!(std::time::Instant::now() < until, "pairing dialog {n} never showed a code: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Pairs, signs and cancels through the graphical `program`, played with xdotool.
@@ -197,8 +223,9 @@ fn pair_sign_cancel(program: &str) {
     let mut ws = agent.ws_hello(DEV);
     std::thread::scope(|s| {
         let holder = s.spawn(|| {
-            x.wait_for("ukey: allow a web site?");
-            x.answer("ukey: allow a web site?", Some(&latest_code(&seen)), &["Return"])
+            // The second pairing dialog of this test (the first was refused above).
+            let code = nth_code(&seen, 2);
+            x.answer("ukey: allow a web site?", Some(&code), &["Return"])
         });
         let r = ws.call("pair", json!({}));
         holder.join().expect("holder");
