@@ -354,3 +354,25 @@ fn audit_show_filters_and_prints_json() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.lines().count(), 4, "header and three uses: {text}");
 }
+
+/// Found by the audit_log fuzz target: a forged first record numbered 0 (with a recomputed hash)
+/// made `audit verify` panic on an overflow. It is reported as a damaged line instead, and so is
+/// the largest number, which ukey never writes either.
+#[test]
+fn a_record_numbered_zero_or_max_is_reported_not_a_panic() {
+    for forged in [0, u64::MAX] {
+        let dir = tempfile::tempdir().unwrap();
+        write_log(dir.path(), 4, AuditOptions::default());
+        let path = only_file(dir.path());
+        let mut l = lines(&path);
+        let mut record = split_line(&l[0]).unwrap().record().unwrap();
+        record.seq = forged;
+        let (line, _) = encode_line(&record).unwrap();
+        l[0] = line[..line.len() - 1].to_vec();
+        write_lines(&path, &l);
+        let v = verify(dir.path(), &[]);
+        assert_eq!(v.code, 5, "seq {forged}: {}", v.stdout);
+        assert!(has_error(&v, "garbled", 1, Some(forged)), "seq {forged}: {}", v.json);
+        assert!(v.stdout.contains(&format!("claims seq {forged}")), "{}", v.stdout);
+    }
+}

@@ -524,6 +524,20 @@ impl<'a> Verifier<'a> {
     }
 
     fn chain(&mut self, seq: u64, prev: &str, pos: &Pos) {
+        // ukey numbers records from 1 and never reaches u64::MAX; either bound comes only from a
+        // forged or damaged line (found by the audit_log fuzz target: seq 0 overflowed below).
+        if seq == 0 || seq == u64::MAX {
+            self.error(
+                FindingKind::Garbled,
+                Some(pos),
+                Some(seq),
+                format!(
+                    "line {} of {} claims seq {seq}, which ukey never writes (records are numbered from 1)",
+                    pos.line, pos.file
+                ),
+            );
+            return;
+        }
         let Some(expected) = self.expected else {
             self.first_seq = Some(seq);
             if seq == 1 {
