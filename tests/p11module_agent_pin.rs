@@ -126,16 +126,7 @@ fn gnutls_signs_without_logging_in() {
 fn openssl_engine_signs_with_the_agents_dialog() {
     let (agent, token) = agent_with_token(&[KeyAlgorithm::P256], &[]);
     let dir = tempfile::tempdir().unwrap();
-    let engine = ["/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so", "/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("OpenSSL's pkcs11 engine is missing: install libengine-pkcs11-openssl"));
-    let conf = format!(
-        "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n[engine_section]\npkcs11 = pkcs11_section\n\
-         [pkcs11_section]\nengine_id = pkcs11\ndynamic_path = {engine}\nMODULE_PATH = {}\ninit = 0\n",
-        module_path().display()
-    );
-    let conf = write_file(dir.path(), "openssl.cnf", conf.as_bytes());
+    let conf = openssl_conf(dir.path());
     let key = token.key(KeyAlgorithm::P256);
     let data = write_file(dir.path(), "data.bin", b"an invoice, signed through the engine");
     let sig = dir.path().join("sig.bin");

@@ -8,7 +8,6 @@ mod p11module_support;
 #[path = "agent_support/soft.rs"]
 mod soft;
 
-use std::path::Path;
 use std::process::Command;
 
 use agent_support::{SENTINEL_PIN, TestAgent};
@@ -52,20 +51,6 @@ fn gnutls_p11tool_lists_and_test_signs() {
     }
     assert_eq!(agent.dialogs().len(), token.keys.len(), "one PIN dialog per login: {:?}", agent.dialogs());
     assert!(!agent.log().contains(SENTINEL_PIN), "the PIN never reaches the agent's log");
-}
-
-/// An OpenSSL configuration that loads libp11's engine with this module.
-fn openssl_conf(dir: &Path) -> std::path::PathBuf {
-    let engine = ["/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so", "/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("OpenSSL's pkcs11 engine is missing: install libengine-pkcs11-openssl"));
-    let conf = format!(
-        "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n[engine_section]\npkcs11 = pkcs11_section\n\
-         [pkcs11_section]\nengine_id = pkcs11\ndynamic_path = {engine}\nMODULE_PATH = {}\ninit = 0\n",
-        module_path().display()
-    );
-    write_file(dir, "openssl.cnf", conf.as_bytes())
 }
 
 #[test]

@@ -202,3 +202,17 @@ pub fn cert_pem(der: &[u8]) -> String {
 pub fn pin_line() -> String {
     format!("pin {SENTINEL_PIN}")
 }
+
+/// An OpenSSL configuration that loads libp11's engine with this module.
+pub fn openssl_conf(dir: &Path) -> PathBuf {
+    let engine = ["/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so", "/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or_else(|| panic!("OpenSSL's pkcs11 engine is missing: install libengine-pkcs11-openssl"));
+    let conf = format!(
+        "openssl_conf = openssl_init\n[openssl_init]\nengines = engine_section\n[engine_section]\npkcs11 = pkcs11_section\n\
+         [pkcs11_section]\nengine_id = pkcs11\ndynamic_path = {engine}\nMODULE_PATH = {}\ninit = 0\n",
+        module_path().display()
+    );
+    write_file(dir, "openssl.cnf", conf.as_bytes())
+}
