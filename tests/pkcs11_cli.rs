@@ -82,14 +82,11 @@ fn a_key_made_by_ukey_is_listed_and_used_by_pkcs11_tool() {
         .expect("ukey's verify accepts the signature pkcs11-tool made with ukey's key");
 }
 
-#[test]
-fn keys_and_certificates_from_other_clients_are_listed() {
-    require("p11tool", "gnutls-bin");
-    let rig = Rig::new();
-    rig.init_token("Foreign");
+/// A P-256 key pair with CKA_ID 01 made on `token` by OpenSC's pkcs11-tool, not by ukey.
+fn p256_key_by_pkcs11_tool(rig: &Rig, token: &str, label: &str) {
     rig.pkcs11_tool(&[
         "--token-label",
-        "Foreign",
+        token,
         "--login",
         "--pin",
         PIN,
@@ -99,9 +96,17 @@ fn keys_and_certificates_from_other_clients_are_listed() {
         "--id",
         "01",
         "--label",
-        "opensc-key",
+        label,
     ])
     .ok("pkcs11-tool --keypairgen");
+}
+
+#[test]
+fn keys_and_certificates_from_other_clients_are_listed() {
+    require("p11tool", "gnutls-bin");
+    let rig = Rig::new();
+    rig.init_token("Foreign");
+    p256_key_by_pkcs11_tool(&rig, "Foreign", "opensc-key");
     rig.run(
         "p11tool",
         &[
@@ -332,21 +337,7 @@ fn cryptoki_notes_about_vendor_mechanisms_do_not_reach_stderr() {
 fn a_one_shot_sign_lists_the_token_once() {
     let rig = Rig::new();
     rig.init_token("Once");
-    rig.pkcs11_tool(&[
-        "--token-label",
-        "Once",
-        "--login",
-        "--pin",
-        PIN,
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--id",
-        "01",
-        "--label",
-        "once",
-    ])
-    .ok("pkcs11-tool --keypairgen");
+    p256_key_by_pkcs11_tool(&rig, "Once", "once");
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_ukey"));
     let dir = exe.parent().unwrap();
     let shim = [dir.join("libukey_p11_fault.so"), dir.join("deps").join("libukey_p11_fault.so")]
