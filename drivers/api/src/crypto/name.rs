@@ -130,7 +130,13 @@ fn hex_value(key: &str, hex: &str) -> Result<Any> {
         .map(|i| hex.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(bad)?;
-    Any::from_der(&bytes).map_err(|e| Error::InvalidInput(format!("{key}=#{hex} is not one DER value: {e}")))
+    let any =
+        Any::from_der(&bytes).map_err(|e| Error::InvalidInput(format!("{key}=#{hex} is not one DER value: {e}")))?;
+    // As in the text form, a value must not be empty (`CN=#0C00` printed as `CN=`).
+    if any.value().is_empty() {
+        return Err(Error::InvalidInput(format!("{key} has an empty value")));
+    }
+    Ok(any)
 }
 
 fn lookup(key: &str) -> Result<(ObjectIdentifier, StringKind)> {
@@ -319,7 +325,7 @@ mod tests {
         }
         assert_eq!(parse_name("CN=#0c05416c696365").unwrap(), parse_name("CN=Alice").unwrap());
         assert_eq!(parse_name("CN=Alice\n").unwrap(), parse_name("CN=Alice").unwrap());
-        for bad in ["CN=#", "CN=#0c0541", "CN=#zz", "CN=#0c05416c69636500", "CN=a\tb", "CN=a\\0Ab"] {
+        for bad in ["CN=#", "CN=#0c0541", "CN=#zz", "CN=#0c05416c69636500", "CN=#0C00", "CN=a\tb", "CN=a\\0Ab"] {
             assert!(parse_name(bad).is_err(), "{bad}");
         }
     }
