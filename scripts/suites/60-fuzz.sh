@@ -4,11 +4,15 @@
 # AddressSanitizer, release with debug assertions), then runs each from its committed seeds into a
 # throw-away corpus with a FIXED seed for the number of executions fuzz/ci-runs.txt gives it
 # (about 20 s each; 22 targets take about 8 minutes, the build about 11 on 2 cores), capped at
-# UKEY_FUZZ_SECONDS (default 90) per target. A fixed seed and run count make the run
-# repeatable (libFuzzer draws the same inputs, as long as it reads the seed files in the same
-# order): CI turns red when the code changed, not because it drew other random inputs than the
-# run before the merge, and what it finds replays. (Session 3's submission went red
-# on a finding its own run had not drawn.) Random exploration is fuzz/campaign.sh's job.
+# UKEY_FUZZ_SECONDS (default 90) per target. A fixed seed, the seeds read in one order (copied
+# in name order into a tmpfs corpus, which lists files in the order they were made; an ext4
+# checkout lists them in an order that differs per filesystem) and a fixed run count make every
+# run START the same way. Runs still drift apart after a while (measured: two runs of 200,000
+# on `tlv` ended with 98 and 106 corpus entries), because a target's comparisons include
+# per-process values such as hash seeds, so CI may still draw an input no earlier run drew. The
+# defence against that is fuzz/campaign.sh: every target has run 10 million random executions
+# there (fuzz/README.md), far more than CI's budget. (Session 3's submission went red on a
+# finding its own run had not drawn.)
 # Fails on any crash, panic, failed assertion, timeout or out-of-memory, and prints the reproducer
 # (path, bytes, and the command that replays it).
 #
@@ -56,12 +60,13 @@ for t in "${targets[@]}"; do
     [ -n "$runs" ] || { echo "fuzz target $t has no line in fuzz/ci-runs.txt: add one" >&2; failed+=("$t"); continue; }
     echo "== fuzz $t: $runs runs, seed $seed (at most ${seconds}s)"
     mkdir -p "$scratch/$t"
+    while IFS= read -r f; do cp "seeds/$t/$f" "$scratch/$t/$f"; done < <(LC_ALL=C ls -A "seeds/$t" | LC_ALL=C sort)
     log="$scratch/$t.log"
     status=0
     # The binaries `cargo fuzz build` made are run directly: `cargo fuzz run` passes other
     # profile settings (line-tables-only debug info) and would rebuild the whole tree once more.
     mkdir -p "artifacts/$t"
-    TMPDIR="$scratch/tmp" nice -n 5 "$bin_dir/$t" -artifact_prefix="artifacts/$t/" "$scratch/$t" "seeds/$t" \
+    TMPDIR="$scratch/tmp" nice -n 5 "$bin_dir/$t" -artifact_prefix="artifacts/$t/" "$scratch/$t" \
         -seed="$seed" -runs="$runs" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
