@@ -671,23 +671,21 @@ impl<'a> Verifier<'a> {
                     ),
                 );
             }
-            let moved_seqs: Vec<u64> = moved.iter().map(|(s, _)| *s).collect();
-            let mut run: Option<(u64, u64)> = None;
+            // The gap minus the records found elsewhere, walked by the records found (a gap can
+            // span billions of numbers when a damaged or forged seq jumps ahead).
+            let mut moved_seqs: Vec<u64> = moved.iter().map(|(s, _)| *s).collect();
+            moved_seqs.sort_unstable();
+            moved_seqs.dedup();
             let mut runs = Vec::new();
-            for s in from..=to {
-                if moved_seqs.contains(&s) {
-                    if let Some(r) = run.take() {
-                        runs.push(r);
-                    }
-                } else {
-                    run = Some(match run {
-                        Some((a, _)) => (a, s),
-                        None => (s, s),
-                    });
+            let mut next = Some(from);
+            for s in moved_seqs {
+                if let Some(n) = next.filter(|n| s > *n) {
+                    runs.push((n, s - 1));
                 }
+                next = s.checked_add(1);
             }
-            if let Some(r) = run {
-                runs.push(r);
+            if let Some(n) = next.filter(|n| *n <= to) {
+                runs.push((n, to));
             }
             for (a, b) in runs {
                 let which = if a == b { format!("record seq {a} is") } else { format!("records seq {a}..{b} are") };
