@@ -282,7 +282,8 @@ fn measure(what: &str, agent: &agent_support::TestAgent, system: &Path, target: 
     for _ in 0..20 {
         bare_sign();
         gated_sign();
-        unix.call("sign", unix_params.clone()).expect("unix sign");
+        unix.call("sign", unix_params.clone())
+            .unwrap_or_else(|e| panic!("unix sign: {e:?}; agent log:\n{}", agent.log()));
         let r = ws.call("sign", ws_params.clone());
         assert!(r.get("result").is_some(), "{r}");
     }
@@ -309,7 +310,8 @@ fn measure(what: &str, agent: &agent_support::TestAgent, system: &Path, target: 
                         gated_sign();
                     }
                     2 => {
-                        unix.call("sign", unix_params.clone()).expect("sign");
+                        unix.call("sign", unix_params.clone())
+                            .unwrap_or_else(|e| panic!("unix sign: {e:?}; agent log:\n{}", agent.log()));
                     }
                     _ => {
                         let r = ws.call("sign", ws_params.clone());
