@@ -98,7 +98,16 @@ UKEY_PIN=$PIN "$UKEY" -vv --config "$tmp/config.toml" sign --token Bench --key b
     { echo "ukey sign through the agent failed:"; cat "$tmp/agent-sign.log"; exit 1; }
 grep -q "using the carriers of the running ukey agent" "$tmp/agent-sign.log" ||
     { echo "ukey sign did not go through the agent:"; cat "$tmp/agent-sign.log"; exit 1; }
-for sig in sig.ukey sig.p11 sig.agent; do
+# The floor: a C program making only the 13 calls one signature needs (benches/lib/p11-floor.c),
+# timed against the same pkcs11-tool to show how much of the time any client pays.
+floor=
+if command -v cc >/dev/null && [ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ]; then
+    cc -O2 -I/usr/include/p11-kit-1 -o "$tmp/p11-floor" benches/lib/p11-floor.c -ldl
+    run_floor() { "$tmp/p11-floor" Bench "$tmp/dgst" "$tmp/sig.floor" "$PIN"; }
+    run_floor
+    floor=sig.floor
+fi
+for sig in sig.ukey sig.p11 sig.agent $floor; do
     openssl pkeyutl -verify -pubin -inkey "$tmp/pub.pem" -in "$tmp/dgst" -sigfile "$tmp/$sig" >/dev/null
 done
 
@@ -120,3 +129,10 @@ fi
 echo "load before: $(uptime)"
 interleave_compare3 "$N" 0.8 "ukey sign (direct)" run_ukey "pkcs11-tool" run_p11 "ukey sign (through agent)" run_agent
 echo "load after: $(uptime)"
+if [ -n "$floor" ]; then
+    echo "The floor (C: the 13 PKCS#11 calls and nothing else) against the same pkcs11-tool:"
+    interleave_compare "$N" 0.8 "C floor" run_floor "pkcs11-tool" run_p11
+    echo "load after: $(uptime)"
+else
+    echo "(floor skipped: needs cc and p11-kit's pkcs11.h, apt-get install gcc libp11-kit-dev)"
+fi

@@ -89,8 +89,9 @@ fn sign_in(
     input: &SignInput,
     auth: &Credential,
 ) -> Result<Vec<u8>> {
-    let during = format!("signing with key {key}");
-    tx.login(PinRole::User, auth, &during)?;
+    if !tx.user_login_kept() {
+        tx.login(PinRole::User, auth, &format!("signing with key {key}"))?;
+    }
     let mut retried = false;
     loop {
         let found = match tx.cached_key(&key.0) {
