@@ -14,6 +14,12 @@
 //!
 //! Only accounts the carrier's record allows count as holders (the caller passes that test in):
 //! a local user who is not allowed to use a carrier cannot block its holder by holding a marker.
+//!
+//! A use that ends tidies up after itself, so the directory holds only carriers in use (or
+//! whose process was killed): under the mutex, an account removes its own marker when no other
+//! process of it still holds that marker, and the last one out removes the mutex file too. Every
+//! check scans the directory, so leftovers would make each use slower. Because a mutex file may be
+//! removed, whoever locks it checks afterwards that the name still leads to the file it locked.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -53,10 +59,21 @@ pub enum InUseError {
     },
 }
 
-/// A use in progress; dropping it ends the use.
+/// A use in progress; dropping it ends the use and removes the account's marker when no other
+/// process of the account still holds it.
 #[derive(Debug)]
 pub struct Hold {
-    _marker: File,
+    marker: File,
+    markers: InUse,
+    key: String,
+    uid: u32,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = flock(&self.marker, FlockOperation::Unlock);
+        self.markers.tidy(&self.key, self.uid, &self.marker);
+    }
 }
 
 /// The marker directory.
@@ -76,16 +93,57 @@ impl InUse {
     pub fn acquire(&self, serial: &str, account: &Account, counts: impl Fn(u32) -> bool) -> Result<Hold, InUseError> {
         self.ensure_dir()?;
         let key = marker_key(serial);
-        let mutex_path = self.dir.join(format!("{key}.lock"));
-        let mutex = open_shared(&mutex_path).map_err(|e| self.unusable(&mutex_path, e))?;
-        lock_with_deadline(&mutex).map_err(|reason| InUseError::Unusable {
-            path: mutex_path.clone(),
-            dir: self.dir.clone(),
-            reason,
-        })?;
+        let mutex = self.lock_mutex(&key)?;
         let result = self.check_and_take(&key, account, &counts);
         let _ = flock(&mutex, FlockOperation::Unlock);
         result
+    }
+
+    /// Takes the carrier's mutex: locks the file its name leads to, and tries again when the
+    /// last user removed that file meanwhile (a lock on a removed file excludes nobody).
+    fn lock_mutex(&self, key: &str) -> Result<File, InUseError> {
+        let path = self.dir.join(format!("{key}.lock"));
+        let deadline = Instant::now() + MUTEX_WAIT;
+        loop {
+            let mutex = open_shared(&path).map_err(|e| self.unusable(&path, e))?;
+            lock_with_deadline(&mutex, deadline).map_err(|reason| InUseError::Unusable {
+                path: path.clone(),
+                dir: self.dir.clone(),
+                reason,
+            })?;
+            if still_named(&mutex, &path) {
+                return Ok(mutex);
+            }
+        }
+    }
+
+    /// After a use: removes the account's marker unless another process of the account still
+    /// holds it, and the mutex file once no marker of the carrier is left. Best effort: what it
+    /// cannot remove stays, and the next use works as before.
+    fn tidy(&self, key: &str, uid: u32, marker: &File) {
+        let Ok(mutex) = self.lock_mutex(key) else { return };
+        let own = self.dir.join(format!("{key}.{uid}"));
+        // Under the mutex nobody is between opening a marker and locking it, so an exclusive
+        // lock succeeds exactly when no process of this account holds the carrier.
+        if flock(marker, FlockOperation::NonBlockingLockExclusive).is_ok()
+            && still_named(marker, &own)
+            && fs::remove_file(&own).is_ok()
+            && !self.has_markers(key)
+            && owned_by_me(&mutex)
+        {
+            let _ = fs::remove_file(self.dir.join(format!("{key}.lock")));
+        }
+        let _ = flock(marker, FlockOperation::Unlock);
+        let _ = flock(&mutex, FlockOperation::Unlock);
+    }
+
+    /// Whether any account still has a marker for the carrier.
+    fn has_markers(&self, key: &str) -> bool {
+        let prefix = format!("{key}.");
+        let Ok(entries) = fs::read_dir(&self.dir) else { return true };
+        entries.filter_map(Result::ok).any(|entry| {
+            entry.file_name().to_str().and_then(|n| n.strip_prefix(&prefix)).is_some_and(|rest| rest != "lock")
+        })
     }
 
     fn check_and_take(&self, key: &str, account: &Account, counts: &dyn Fn(u32) -> bool) -> Result<Hold, InUseError> {
@@ -135,7 +193,7 @@ impl InUse {
             let mut m = &marker;
             let _ = m.write_all(format!("{}\n", account.label()).as_bytes());
         }
-        Ok(Hold { _marker: marker })
+        Ok(Hold { marker, markers: self.clone(), key: key.to_string(), uid: account.uid })
     }
 
     fn ensure_dir(&self) -> Result<(), InUseError> {
@@ -189,8 +247,7 @@ fn open_shared(path: &Path) -> std::io::Result<File> {
     }
 }
 
-fn lock_with_deadline(file: &File) -> Result<(), String> {
-    let deadline = Instant::now() + MUTEX_WAIT;
+fn lock_with_deadline(file: &File, deadline: Instant) -> Result<(), String> {
     loop {
         match flock(file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(()),
@@ -203,6 +260,20 @@ fn lock_with_deadline(file: &File) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// Whether `path` still names the open `file` (it was not removed or replaced since it was opened).
+fn still_named(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(open), Ok(named)) => open.dev() == named.dev() && open.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// Whether this process's account owns the file: in the sticky directory only the owner may
+/// remove it.
+fn owned_by_me(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.uid() == rustix::process::geteuid().as_raw())
 }
 
 /// The login an account wrote into its marker (for uids NSS no longer knows).
@@ -249,5 +320,116 @@ mod tests {
         );
         drop(held);
         assert!(markers.acquire("0002", &me, |_| true).is_ok());
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_finished_use_leaves_no_marker_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let markers = InUse::new(dir.path().join("in-use"));
+        let me = Account::current();
+        let key = marker_key("0003");
+        let first = markers.acquire("0003", &me, |_| true).unwrap();
+        let second = markers.acquire("0003", &me, |_| true).unwrap();
+        drop(first);
+        assert_eq!(
+            names(&markers.dir),
+            [format!("{key}.{}", me.uid), format!("{key}.lock")],
+            "a marker another use of the account still holds stays"
+        );
+        drop(second);
+        assert!(
+            names(&markers.dir).is_empty(),
+            "the last use removes the marker and the mutex: {:?}",
+            names(&markers.dir)
+        );
+
+        // Another account's marker keeps the mutex; ours still goes.
+        let other = Account { uid: me.uid + 1, login: Some("other".into()) };
+        let theirs = markers.acquire("0003", &other, |_| true).unwrap();
+        drop(theirs);
+        let ours = markers.acquire("0003", &me, |_| true).unwrap();
+        drop(ours);
+        assert!(names(&markers.dir).is_empty());
+        let theirs = markers.acquire("0003", &other, |_| true).unwrap();
+        assert!(matches!(markers.acquire("0003", &me, |_| true), Err(InUseError::HeldBy { .. })));
+        drop(theirs);
+        let ours = markers.acquire("0003", &me, |_| true).unwrap();
+        drop(ours);
+        assert!(names(&markers.dir).is_empty());
+    }
+
+    #[test]
+    fn a_mutex_removed_while_waiting_for_it_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let markers = InUse::new(dir.path().join("in-use"));
+        markers.ensure_dir().unwrap();
+        let key = marker_key("0005");
+        let path = markers.dir.join(format!("{key}.lock"));
+        let last_user = open_shared(&path).unwrap();
+        flock(&last_user, FlockOperation::LockExclusive).unwrap();
+        let opened_by_us = || {
+            fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| *target == path)
+                .count()
+        };
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| markers.lock_mutex(&key).unwrap());
+            // Wait until the waiter has the old file open, then do what the last user's tidy
+            // does: remove the file while holding its lock, then unlock.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while opened_by_us() < 2 {
+                assert!(Instant::now() < deadline, "the waiter never opened the mutex");
+                std::thread::yield_now();
+            }
+            fs::remove_file(&path).unwrap();
+            flock(&last_user, FlockOperation::Unlock).unwrap();
+            let taken = waiter.join().unwrap();
+            assert!(still_named(&taken, &path), "the waiter holds a removed mutex that excludes nobody");
+        });
+    }
+
+    #[test]
+    fn two_accounts_never_hold_a_carrier_at_once_while_markers_come_and_go() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let markers = InUse::new(dir.path().join("in-use"));
+        let me = Account::current();
+        let accounts = [me.clone(), Account { uid: me.uid + 1, login: Some("other".into()) }];
+        let holding = [AtomicU32::new(0), AtomicU32::new(0)];
+        std::thread::scope(|s| {
+            for worker in 0..4 {
+                let (markers, accounts, holding) = (&markers, &accounts, &holding);
+                s.spawn(move || {
+                    let (mine, theirs) = (worker % 2, 1 - worker % 2);
+                    let mut uses = 0;
+                    while uses < 150 {
+                        match markers.acquire("0004", &accounts[mine], |_| true) {
+                            Ok(hold) => {
+                                holding[mine].fetch_add(1, Ordering::SeqCst);
+                                for _ in 0..20 {
+                                    assert_eq!(holding[theirs].load(Ordering::SeqCst), 0, "both accounts hold it");
+                                    std::thread::yield_now();
+                                }
+                                holding[mine].fetch_sub(1, Ordering::SeqCst);
+                                drop(hold);
+                                uses += 1;
+                            }
+                            Err(InUseError::HeldBy { .. }) => std::thread::yield_now(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+            }
+        });
+        assert!(names(&markers.dir).is_empty(), "{:?}", names(&markers.dir));
     }
 }
