@@ -34,10 +34,27 @@ impl Context {
     /// The drivers, started on first use: the running agent's carriers when an agent runs (so
     /// its custody policy and audit apply; `UKEY_NO_AGENT=1` opts out), else the local drivers
     /// behind this process's own custody gate (issue 6): the direct path sidesteps nothing.
+    ///
+    /// The gate (policy, unit catalog, custody registry) is read on its own thread while the
+    /// drivers start: loading a PKCS#11 module is most of a one-shot command's time, and the two
+    /// share nothing. The gate is in place before any carrier is handed out, as before.
     pub fn registry(&self) -> &Registry {
         self.registry.get_or_init(|| {
             crate::agent::remote::registry_through_agent(self.config.file.agent.runtime_dir.as_deref()).unwrap_or_else(
-                || Registry::from_config(&self.config).gated(crate::policy::gate::cli_gate(), !self.out.json),
+                || {
+                    std::thread::scope(|scope| {
+                        let gate = std::thread::Builder::new()
+                            .name("ukey-gate".into())
+                            .spawn_scoped(scope, crate::policy::gate::cli_gate);
+                        let registry = Registry::from_config(&self.config);
+                        let gate = match gate.map(|g| g.join()) {
+                            Ok(Ok(gate)) => gate,
+                            // No thread (or it panicked): read the gate here instead.
+                            _ => crate::policy::gate::cli_gate(),
+                        };
+                        registry.gated(gate, !self.out.json)
+                    })
+                },
             )
         })
     }

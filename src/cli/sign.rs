@@ -111,8 +111,8 @@ impl Run for SignArgs {
         let resolved = select_key(&inventory, self.token.as_deref(), &self.key)?;
         let algorithm = resolved.key.algorithm;
         let mechanism = choose_mechanism(algorithm, self.alg, self.user_id.as_deref(), self.prehashed)?;
-        let caps = resolved.carrier.capabilities()?;
-        let Some(form) = caps.input_for(mechanism.kind()) else {
+        let Some(form) = resolved.carrier.sign_input_form(mechanism.kind())? else {
+            let caps = resolved.carrier.capabilities()?;
             let offered: Vec<&str> = caps.sign.iter().map(|(m, _)| m.as_str()).collect();
             return Err(Error::NotSupported(format!(
                 "token \"{}\" cannot make {} signatures; it offers: {}",

@@ -16,10 +16,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ukey_api::mechanism::MechanismKind;
 use ukey_api::{
     Capabilities, Carrier, CarrierInfo, CarrierKind, CertificateImport, CertificateObject, Credential, DataObjectInfo,
-    DataObjectWrite, Driver, DriverStatus, Error, EventSink, HashAlg, InitRequest, KeyGenRequest, KeyObject, Mechanism,
-    ObjectId, ObjectList, Pin, PinRole, PinState, SecretBytes, SignInput, Watch,
+    DataObjectWrite, Driver, DriverStatus, Error, EventSink, HashAlg, InitRequest, InputForm, KeyGenRequest, KeyObject,
+    Mechanism, ObjectId, ObjectList, Pin, PinRole, PinState, SecretBytes, SignInput, Watch,
 };
 
 use crate::agent::gate::{ClientIdentity, Gate, Operation, Outcome, UseContext};
@@ -160,6 +161,10 @@ impl Carrier for GatedCarrier {
 
     fn capabilities(&self) -> ukey_api::Result<Capabilities> {
         self.inner.capabilities()
+    }
+
+    fn sign_input_form(&self, mechanism: MechanismKind) -> ukey_api::Result<Option<InputForm>> {
+        self.inner.sign_input_form(mechanism)
     }
 
     fn pin_state(&self) -> ukey_api::Result<PinState> {

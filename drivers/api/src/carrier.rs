@@ -107,6 +107,14 @@ pub trait Carrier: Send + Sync {
     /// What the carrier can do.
     fn capabilities(&self) -> Result<Capabilities>;
 
+    /// The input form the carrier wants for `mechanism` (`None`: it cannot make it), as
+    /// [`Capabilities::input_for`] answers. A one-shot `ukey sign` needs only this; a driver
+    /// that can answer it without reading everything [`Carrier::capabilities`] reports
+    /// overrides it.
+    fn sign_input_form(&self, mechanism: MechanismKind) -> Result<Option<InputForm>> {
+        Ok(self.capabilities()?.input_for(mechanism))
+    }
+
     /// PIN state, read without spending a try.
     fn pin_state(&self) -> Result<PinState>;
 

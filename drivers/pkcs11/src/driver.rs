@@ -149,20 +149,32 @@ impl Pkcs11Driver {
 
     /// Every module found, loaded or not, for `ukey modules`.
     pub fn modules(&self) -> Vec<ModuleReport> {
+        self.reports(true)
+    }
+
+    /// The module reports; `count_tokens` lists each loaded module's slots for the token count
+    /// (`ukey modules`), which [`Driver::status`] — asked on every inventory — does not need.
+    fn reports(&self, count_tokens: bool) -> Vec<ModuleReport> {
         let mut out = Vec::new();
         for m in &self.inner.modules {
-            let tokens = m.module.ctx().get_slots_with_token().map(|s| s.len()).unwrap_or(0);
             let info = m.module.info();
+            let loaded = format!(
+                "loaded: {} {} by {} (Cryptoki {})",
+                info.description, info.version, info.manufacturer, info.cryptoki_version
+            );
+            let (tokens, message) = if count_tokens {
+                let tokens = m.module.ctx().get_slots_with_token().map(|s| s.len()).unwrap_or(0);
+                (tokens, format!("{loaded}; {tokens} token(s) present"))
+            } else {
+                (0, loaded)
+            };
             out.push(ModuleReport {
                 name: m.spec.name.clone(),
                 path: m.spec.path.clone(),
                 source: m.spec.source.to_string(),
                 loaded: true,
                 skipped: false,
-                message: format!(
-                    "loaded: {} {} by {} (Cryptoki {}); {tokens} token(s) present",
-                    info.description, info.version, info.manufacturer, info.cryptoki_version
-                ),
+                message,
                 library: Some(info.clone()),
                 tokens,
                 sm2_profile: m.settings.sm2.as_ref().map(|p| p.name.clone()),
@@ -217,7 +229,7 @@ impl Inner {
         let mut problems = Vec::new();
         for m in &self.modules {
             let ctx = m.module.ctx();
-            let slots = match ctx.get_slots_with_token() {
+            let slots = match m.module.slots_with_token() {
                 Ok(s) => s,
                 Err(e) => {
                     problems.push(DriverStatus {
@@ -273,7 +285,7 @@ impl Driver for Pkcs11Driver {
 
     fn status(&self) -> Vec<DriverStatus> {
         let mut out: Vec<DriverStatus> = self
-            .modules()
+            .reports(false)
             .into_iter()
             .map(|r| DriverStatus {
                 subject: r.path.display().to_string(),

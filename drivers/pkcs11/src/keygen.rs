@@ -29,7 +29,7 @@ const F4: [u8; 3] = [0x01, 0x00, 0x01];
 /// the token made is removed before the error is returned, or, when the token is gone, on the next
 /// generation with the same label.
 pub fn generate(tx: &mut Tx<'_>, request: &KeyGenRequest, auth: &Credential) -> Result<KeyObject> {
-    let offered = tx.offered()?;
+    let offered = tx.offered_with_keygen()?;
     let algorithm = request.algorithm;
     let can = offered.generate();
     if !can.contains(&algorithm) {

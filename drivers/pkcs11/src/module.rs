@@ -99,6 +99,9 @@ pub struct Module {
     serialize_calls: bool,
     call_lock: Mutex<()>,
     raw: OnceLock<Result<Arc<RawModule>, String>>,
+    /// The slot list read while starting (a hung `C_GetSlotList` is caught there), handed to the
+    /// first enumeration so a one-shot command does not list the slots twice.
+    first_slots: Mutex<Option<Vec<cryptoki::slot::Slot>>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -189,8 +192,9 @@ pub fn start(path: &Path) -> Pending {
         let loaded = load_blocking(&worker_path, canonical, &phase);
         if let Ok(module) = &loaded {
             phase.store(Phase::ListingSlots as u8, Ordering::SeqCst);
-            if let Err(e) = module.ctx().get_slots_with_token() {
-                debug!("{}: C_GetSlotList: {e}", worker_path.display());
+            match module.ctx().get_slots_with_token() {
+                Ok(slots) => *module.first_slots.lock().unwrap_or_else(|p| p.into_inner()) = Some(slots),
+                Err(e) => debug!("{}: C_GetSlotList: {e}", worker_path.display()),
             }
         }
         // The receiver is gone when the deadline passed: the module is then dropped here (its
@@ -323,6 +327,7 @@ fn open(path: &Path, canonical: PathBuf, slot: LibrarySlot, phase: &AtomicU8) ->
         serialize_calls,
         call_lock: Mutex::new(()),
         raw: OnceLock::new(),
+        first_slots: Mutex::new(None),
     })
 }
 
@@ -354,6 +359,15 @@ impl Module {
     /// carriers of a thread-safe module never wait for each other.
     pub fn serialize(&self) -> Option<MutexGuard<'_, ()>> {
         self.serialize_calls.then(|| self.call_lock.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The slots with a token: the list read at start-up the first time it is asked for, a
+    /// fresh `C_GetSlotList` after that.
+    pub fn slots_with_token(&self) -> Result<Vec<cryptoki::slot::Slot>, CkError> {
+        if let Some(slots) = self.first_slots.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Ok(slots);
+        }
+        self.ctx.get_slots_with_token()
     }
 
     /// The raw function list, for vendor numbers (opened on first use).

@@ -60,6 +60,18 @@ const KEY_ATTRIBUTES: [AttributeType; 7] = [
     AttributeType::AlwaysAuthenticate,
 ];
 
+/// [`KEY_ATTRIBUTES`] and `CKA_KEY_TYPE`, read in one call.
+const KEY_ATTRIBUTES_WITH_TYPE: [AttributeType; 8] = [
+    AttributeType::KeyType,
+    AttributeType::Id,
+    AttributeType::Label,
+    AttributeType::EcParams,
+    AttributeType::EcPoint,
+    AttributeType::Modulus,
+    AttributeType::PublicExponent,
+    AttributeType::AlwaysAuthenticate,
+];
+
 /// Text of a `CKA_LABEL` (labels are UTF-8 by the standard; anything else is shown lossily).
 pub fn label_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim_end_matches(['\0', ' ']).to_string()
@@ -68,12 +80,28 @@ pub fn label_text(bytes: &[u8]) -> String {
 /// Reads a key object's attributes. `Ok(Err(reason))` is a key ukey cannot use (unknown
 /// algorithm, unreadable attributes), reported as a problem by the caller.
 pub fn read_key(tx: &mut Tx<'_>, handle: ObjectHandle) -> Result<std::result::Result<KeyFacts, String>> {
-    let attrs = match tx.session()?.get_attributes(handle, &KEY_ATTRIBUTES) {
-        Ok(a) => a,
+    // The key type comes in the same C_GetAttributeValue as the rest; only a vendor key type
+    // cryptoki cannot name (SM2 below CKK_VENDOR_DEFINED) takes the separate raw read.
+    let (attrs, key_type) = match tx.session()?.get_attributes(handle, &KEY_ATTRIBUTES_WITH_TYPE) {
+        Ok(attrs) => {
+            let key_type = attrs.iter().find_map(|a| match a {
+                Attribute::KeyType(t) => Some(crate::raw::wide(**t)),
+                _ => None,
+            });
+            (attrs, key_type)
+        }
         Err(e) if crate::errors::is_removal(&e) => return Err(tx.fail(e, "reading a key")),
+        Err(CkError::NotSupported | CkError::InvalidValue) => {
+            let attrs = match tx.session()?.get_attributes(handle, &KEY_ATTRIBUTES) {
+                Ok(a) => a,
+                Err(e) if crate::errors::is_removal(&e) => return Err(tx.fail(e, "reading a key")),
+                Err(e) => return Ok(Err(format!("its attributes cannot be read: {e}"))),
+            };
+            (attrs, key_type(tx, handle)?)
+        }
         Err(e) => return Ok(Err(format!("its attributes cannot be read: {e}"))),
     };
-    let key_type = match key_type(tx, handle)? {
+    let key_type = match key_type {
         Some(t) => t,
         None => return Ok(Err("it has no readable CKA_KEY_TYPE".into())),
     };

@@ -122,6 +122,7 @@ impl RawModule {
         parameter: Option<&[u8]>,
         key: ObjectHandle,
         data: &[u8],
+        expected_len: Option<usize>,
     ) -> Result<Vec<u8>, CkError> {
         let init = self.functions.C_SignInit.ok_or(CkError::NullFunctionPointer)?;
         let sign = self.functions.C_Sign.ok_or(CkError::NullFunctionPointer)?;
@@ -133,23 +134,51 @@ impl RawModule {
         };
         // SAFETY: `mech` and `param` live across the call.
         check(unsafe { init(session.handle(), &mut mech, key.handle()) }, Function::SignInit)?;
-        self.finish_sign(session, sign, data)
+        self.finish_sign(session, sign, data, expected_len)
     }
 
     /// Completes a signature after `C_SignInit` (possibly followed by a context-specific login).
+    ///
+    /// With `expected_len` (the largest signature the key can make, known from the key) the
+    /// first `C_Sign` already carries a buffer of that size, so a signature is one call instead
+    /// of a length query plus the call. A module that still wants more answers
+    /// `CKR_BUFFER_TOO_SMALL` with the length it needs, which by the standard leaves the
+    /// operation active; the second call then uses that length.
     fn finish_sign(
         &self,
         session: &Session,
         sign: unsafe extern "C" fn(CK_ULONG, *mut u8, CK_ULONG, *mut u8, *mut CK_ULONG) -> CK_ULONG,
         data: &[u8],
+        expected_len: Option<usize>,
     ) -> Result<Vec<u8>, CkError> {
         let mut input = data.to_vec();
         let mut len: CK_ULONG = 0;
-        // SAFETY: a length query: the data buffer lives across the call, no output buffer.
-        check(
-            unsafe { sign(session.handle(), input.as_mut_ptr(), input.len() as CK_ULONG, ptr::null_mut(), &mut len) },
-            Function::Sign,
-        )?;
+        if let Some(expected) = expected_len.filter(|n| *n > 0) {
+            let mut out = vec![0u8; expected];
+            len = expected as CK_ULONG;
+            // SAFETY: `out` is `len` bytes long and the data buffer is `input`; both live across
+            // the call.
+            let rv = unsafe {
+                sign(session.handle(), input.as_mut_ptr(), input.len() as CK_ULONG, out.as_mut_ptr(), &mut len)
+            };
+            match Rv::from(rv) {
+                Rv::Ok => {
+                    out.truncate(usize::try_from(len).map_err(CkError::TryFromInt)?.min(expected));
+                    return Ok(out);
+                }
+                // `len` now holds the length the module needs; the operation is still active.
+                Rv::Error(cryptoki::error::RvError::BufferTooSmall) => {}
+                Rv::Error(e) => return Err(CkError::Pkcs11(e, Function::Sign)),
+            }
+        } else {
+            // SAFETY: a length query: the data buffer lives across the call, no output buffer.
+            check(
+                unsafe {
+                    sign(session.handle(), input.as_mut_ptr(), input.len() as CK_ULONG, ptr::null_mut(), &mut len)
+                },
+                Function::Sign,
+            )?;
+        }
         let mut out = vec![0u8; usize::try_from(len).map_err(CkError::TryFromInt)?];
         // SAFETY: `out` has the length the module asked for; both buffers live across the call.
         check(
@@ -180,9 +209,14 @@ impl RawModule {
     }
 
     /// `C_Sign` after [`RawModule::sign_init`].
-    pub fn sign_after_init(&self, session: &Session, data: &[u8]) -> Result<Vec<u8>, CkError> {
+    pub fn sign_after_init(
+        &self,
+        session: &Session,
+        data: &[u8],
+        expected_len: Option<usize>,
+    ) -> Result<Vec<u8>, CkError> {
         let sign = self.functions.C_Sign.ok_or(CkError::NullFunctionPointer)?;
-        self.finish_sign(session, sign, data)
+        self.finish_sign(session, sign, data, expected_len)
     }
 
     /// `C_GenerateKeyPair` with any mechanism number; templates are cryptoki attributes (vendor

@@ -98,6 +98,9 @@ struct TokenState {
     keys: HashMap<Vec<u8>, FoundKey>,
     mechanisms: Option<Arc<Vec<MechanismType>>>,
     offered: Option<Arc<Offered>>,
+    /// [`Token::run_if_initialized`] has just read the token info of `slot`: the session its
+    /// transaction opens needs no second read. Consumed by the next transaction.
+    slot_just_checked: bool,
 }
 
 /// The state of one running operation: the token, its locked state and the login it made.
@@ -120,6 +123,7 @@ impl Token {
                 keys: HashMap::new(),
                 mechanisms: None,
                 offered: None,
+                slot_just_checked: false,
             }),
             module,
             identity,
@@ -180,12 +184,44 @@ impl Token {
         }
     }
 
+    /// As [`Token::run`] for operations that mean nothing on an uninitialised token: the token
+    /// info is read once, here, and `otherwise` answers for an uninitialised token. The same
+    /// read is the slot check of the session the transaction opens, so a fresh session costs one
+    /// `C_GetTokenInfo`, not two.
+    pub fn run_if_initialized<T>(
+        &self,
+        during: &str,
+        otherwise: impl FnOnce() -> T,
+        op: impl FnMut(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        {
+            let mut state = self.lock();
+            // An open session means the token was initialised when it opened, and
+            // `C_InitToken` needs every session closed first (ukey resets the token before it).
+            if state.session.is_some() {
+                drop(state);
+                return self.run(during, op);
+            }
+            let info = self.resolve_slot(&mut state)?;
+            if !info.token_initialized() {
+                return Ok(otherwise());
+            }
+            state.slot_just_checked = true;
+        }
+        self.run(during, op)
+    }
+
     fn begin(&self, during: &str) -> Result<Tx<'_>> {
         let serial = self.module.serialize();
         let mut state = self.lock();
         let reused_session = state.session.is_some();
+        let checked = std::mem::take(&mut state.slot_just_checked);
         if !reused_session {
-            self.open_session(&mut state, during)?;
+            if checked {
+                self.open_session_on_checked_slot(&mut state, during)?;
+            } else {
+                self.open_session(&mut state, during)?;
+            }
         }
         Ok(Tx { token: self, state, _serial: serial, logged_in: None, reused_session })
     }
@@ -194,6 +230,11 @@ impl Token {
     /// token).
     fn open_session(&self, state: &mut TokenState, during: &str) -> Result<()> {
         self.resolve_slot(state)?;
+        self.open_session_on_checked_slot(state, during)
+    }
+
+    /// Opens a session on `state.slot`, known to hold this token.
+    fn open_session_on_checked_slot(&self, state: &mut TokenState, during: &str) -> Result<()> {
         let session = match self.module.ctx().open_rw_session(state.slot) {
             Ok(s) => s,
             Err(CkError::Pkcs11(RvError::TokenWriteProtected, _)) => {
@@ -245,6 +286,7 @@ impl Token {
 
 fn forget_session(state: &mut TokenState) {
     state.session = None;
+    state.slot_just_checked = false;
     state.user_kept = false;
     state.keys.clear();
     state.mechanisms = None;
@@ -306,6 +348,20 @@ impl<'a> Tx<'a> {
         let offered = Arc::new(Offered::read(self)?);
         self.state.offered = Some(offered.clone());
         Ok(offered)
+    }
+
+    /// As [`Tx::offered`], with the key generation limits read too (capabilities, key
+    /// generation).
+    pub fn offered_with_keygen(&mut self) -> Result<Arc<Offered>> {
+        let offered = self.offered()?;
+        if offered.has_keygen_limits() {
+            return Ok(offered);
+        }
+        let mut full = (*offered).clone();
+        full.read_keygen_limits(self);
+        let full = Arc::new(full);
+        self.state.offered = Some(full.clone());
+        Ok(full)
     }
 
     /// True while a kept user login is active (no PIN needed for this operation).

@@ -10,9 +10,7 @@
 
 use std::collections::HashSet;
 
-use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
-use cryptoki::mechanism::{Mechanism as CkMechanism, MechanismType};
-use cryptoki::types::Ulong;
+use cryptoki::mechanism::MechanismType;
 use ukey_api::mechanism::MechanismKind;
 use ukey_api::{Credential, Error, InputForm, KeyAlgorithm, Mechanism, Result, SignInput};
 
@@ -38,6 +36,8 @@ pub struct Offered {
     /// Largest EC / RSA key sizes the generation mechanisms accept (bits), when offered.
     ec_keygen_max: Option<usize>,
     rsa_keygen_max: Option<usize>,
+    /// The two limits above were read.
+    keygen_read: bool,
 }
 
 /// How one signature is made.
@@ -74,19 +74,7 @@ impl Offered {
         let list = tx.mechanisms()?;
         let standard: HashSet<u64> = list.iter().map(|m| wide(**m)).collect();
         let slot = tx.slot();
-        let ctx = tx.token().module().ctx().clone();
-        let max_size = |m: MechanismType| -> Option<usize> {
-            if !standard.contains(&wide(*m)) {
-                return None;
-            }
-            ctx.get_mechanism_info(slot, m).ok().map(|i| i.max_key_size())
-        };
-        let mut offered = Offered {
-            ec_keygen_max: max_size(MechanismType::ECC_KEY_PAIR_GEN),
-            rsa_keygen_max: max_size(MechanismType::RSA_PKCS_KEY_PAIR_GEN),
-            standard,
-            ..Default::default()
-        };
+        let mut offered = Offered { standard, ..Default::default() };
         match tx.token().settings().sm2.clone() {
             None => {
                 offered.sm2_missing = Some(
@@ -115,6 +103,27 @@ impl Offered {
             }
         }
         Ok(offered)
+    }
+
+    /// Adds the key sizes the generation mechanisms accept (`C_GetMechanismInfo`), which only
+    /// capabilities and key generation need; a signature never pays for them.
+    pub fn read_keygen_limits(&mut self, tx: &mut Tx<'_>) {
+        let slot = tx.slot();
+        let ctx = tx.token().module().ctx().clone();
+        let max_size = |m: MechanismType| -> Option<usize> {
+            if !self.standard.contains(&wide(*m)) {
+                return None;
+            }
+            ctx.get_mechanism_info(slot, m).ok().map(|i| i.max_key_size())
+        };
+        self.ec_keygen_max = max_size(MechanismType::ECC_KEY_PAIR_GEN);
+        self.rsa_keygen_max = max_size(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
+        self.keygen_read = true;
+    }
+
+    /// True once [`Offered::read_keygen_limits`] ran.
+    pub fn has_keygen_limits(&self) -> bool {
+        self.keygen_read
     }
 
     /// An `Offered` from explicit parts (tests, and capability reasoning without a token).
@@ -226,10 +235,6 @@ impl Offered {
     }
 }
 
-fn pss_params() -> PkcsPssParams {
-    PkcsPssParams { hash_alg: MechanismType::SHA256, mgf: PkcsMgfType::MGF1_SHA256, s_len: Ulong::from(32) }
-}
-
 /// The `C_Sign` data for a plan.
 pub fn token_data(
     plan: &SignPlan,
@@ -271,8 +276,7 @@ pub fn token_data(
     }
 }
 
-/// The mechanism as a number and parameter bytes, for the raw path (vendor mechanisms, and keys
-/// that need a context-specific login between `C_SignInit` and `C_Sign`).
+/// The mechanism as a number and parameter bytes for the module's `C_SignInit`.
 fn raw_mechanism(step: &Step, mechanism: &Mechanism) -> (u64, Option<Vec<u8>>) {
     let pss = || {
         let mut bytes = Vec::new();
@@ -298,8 +302,25 @@ fn raw_mechanism(step: &Step, mechanism: &Mechanism) -> (u64, Option<Vec<u8>>) {
     }
 }
 
+/// The largest signature `algorithm` can make, in bytes: an EC signature in DER (some tokens
+/// answer DER instead of the standard's raw `r ‖ s`), an RSA signature the modulus size. The
+/// first `C_Sign` gets a buffer this large, so no length query is needed.
+pub fn signature_capacity(algorithm: KeyAlgorithm) -> usize {
+    // SEQUENCE { INTEGER r, INTEGER s }: each integer may need a leading zero byte.
+    let ec_der = |field: usize| 2 + 2 * (2 + field + 1) + 1;
+    match algorithm {
+        KeyAlgorithm::P256 | KeyAlgorithm::Sm2 => ec_der(32),
+        KeyAlgorithm::P384 => ec_der(48),
+        KeyAlgorithm::Rsa { bits } => (bits as usize).div_ceil(8),
+    }
+}
+
 /// Signs `data` with `key` as planned, logging in again for the key alone when it demands it.
 /// Returns the contract's signature form.
+///
+/// Every signature goes through the module's own `C_SignInit` / `C_Sign` with a buffer sized
+/// from the key ([`signature_capacity`]): two calls per signature, where cryptoki's
+/// `Session::sign` makes three (it always asks for the length first).
 pub fn sign_with(
     tx: &mut Tx<'_>,
     key: &FoundKey,
@@ -308,38 +329,20 @@ pub fn sign_with(
     data: &[u8],
     auth: &Credential,
 ) -> std::result::Result<Vec<u8>, SignFailure> {
-    let during = format!("signing with {}", mechanism.name());
-    let raw_path = key.always_authenticate || matches!(plan.step, Step::VendorSm2(_));
-    let signature = if raw_path {
-        let raw = tx.token().module().raw().map_err(|m| SignFailure::Other(Error::Device(m)))?;
-        let (value, parameter) = raw_mechanism(&plan.step, mechanism);
+    let during = || format!("signing with {}", mechanism.name());
+    let raw = tx.token().module().raw().map_err(|m| SignFailure::Other(Error::Device(m)))?;
+    let (value, parameter) = raw_mechanism(&plan.step, mechanism);
+    let capacity = Some(signature_capacity(key.algorithm));
+    let session = tx.session().map_err(SignFailure::Other)?;
+    let signature = if key.always_authenticate {
+        raw.sign_init(session, value, parameter.as_deref(), key.handle)
+            .map_err(|e| SignFailure::from_ck(tx, e, &during()))?;
+        tx.login_context_specific(auth, &during()).map_err(SignFailure::Other)?;
         let session = tx.session().map_err(SignFailure::Other)?;
-        if key.always_authenticate {
-            raw.sign_init(session, value, parameter.as_deref(), key.handle)
-                .map_err(|e| SignFailure::from_ck(tx, e, &during))?;
-            tx.login_context_specific(auth, &during).map_err(SignFailure::Other)?;
-            let session = tx.session().map_err(SignFailure::Other)?;
-            raw.sign_after_init(session, data).map_err(|e| SignFailure::from_ck(tx, e, &during))?
-        } else {
-            raw.sign(session, value, parameter.as_deref(), key.handle, data)
-                .map_err(|e| SignFailure::from_ck(tx, e, &during))?
-        }
+        raw.sign_after_init(session, data, capacity).map_err(|e| SignFailure::from_ck(tx, e, &during()))?
     } else {
-        let params = pss_params();
-        let ck = match &plan.step {
-            Step::Ecdsa => CkMechanism::Ecdsa,
-            Step::EcdsaHashing(m) if *m == MechanismType::ECDSA_SHA384 => CkMechanism::EcdsaSha384,
-            Step::EcdsaHashing(_) => CkMechanism::EcdsaSha256,
-            Step::RsaPkcsDigestInfo => CkMechanism::RsaPkcs,
-            Step::Sha256RsaPkcs => CkMechanism::Sha256RsaPkcs,
-            Step::RsaPss => CkMechanism::RsaPkcsPss(params),
-            Step::Sha256RsaPss => CkMechanism::Sha256RsaPkcsPss(params),
-            Step::VendorSm2(_) => {
-                return Err(SignFailure::Other(Error::Device("vendor SM2 outside the raw path".into())));
-            }
-        };
-        let session = tx.session().map_err(SignFailure::Other)?;
-        session.sign(&ck, key.handle, data).map_err(|e| SignFailure::from_ck(tx, e, &during))?
+        raw.sign(session, value, parameter.as_deref(), key.handle, data, capacity)
+            .map_err(|e| SignFailure::from_ck(tx, e, &during()))?
     };
     // Tokens are asked for raw r‖s by the standard; some answer DER. Either becomes raw.
     ukey_api::crypto::signature_to_raw(key.algorithm, &signature)
@@ -455,6 +458,19 @@ mod tests {
         let data = token_data(&p, &sha1, None, &short).unwrap();
         assert_eq!(hex::encode(&data[..15]), "3021300906052b0e03021a05000414");
         assert!(o.mechanisms_for(KeyAlgorithm::Rsa { bits: 2048 }).contains(&MechanismKind::RsaPkcs1));
+    }
+
+    #[test]
+    fn signature_capacity_holds_the_largest_der_signature() {
+        // The largest P-256 ECDSA-Sig-Value: both integers 33 bytes (leading zero).
+        let mut der = vec![0x30, 70, 0x02, 33, 0x00];
+        der.extend([0x80; 32]);
+        der.extend([0x02, 33, 0x00]);
+        der.extend([0x80; 32]);
+        assert!(der.len() <= signature_capacity(KeyAlgorithm::P256));
+        assert!(104 <= signature_capacity(KeyAlgorithm::P384));
+        assert_eq!(signature_capacity(KeyAlgorithm::Rsa { bits: 2048 }), 256);
+        assert_eq!(signature_capacity(KeyAlgorithm::Rsa { bits: 3071 }), 384);
     }
 
     #[test]

@@ -8,10 +8,11 @@
 use std::sync::Arc;
 
 use cryptoki::slot::{Slot, TokenInfo};
+use ukey_api::mechanism::MechanismKind;
 use ukey_api::{
     Capabilities, Carrier, CarrierId, CarrierInfo, CarrierKind, CertificateImport, CertificateObject, Credential,
-    DataObjectInfo, DataObjectWrite, Error, InitRequest, KeyGenRequest, KeyObject, Mechanism, ObjectId, ObjectList,
-    Pin, PinRole, PinState, Result, SecretBytes, SignInput,
+    DataObjectInfo, DataObjectWrite, Error, InitRequest, InputForm, KeyGenRequest, KeyObject, Mechanism, ObjectId,
+    ObjectList, Pin, PinRole, PinState, Result, SecretBytes, SignInput,
 };
 
 use crate::objects;
@@ -79,10 +80,6 @@ impl Pkcs11Carrier {
     pub fn token(&self) -> &Arc<Token> {
         &self.token
     }
-
-    fn initialized(&self) -> Result<bool> {
-        Ok(self.token.token_info()?.token_initialized())
-    }
 }
 
 fn sign_in(
@@ -92,8 +89,9 @@ fn sign_in(
     input: &SignInput,
     auth: &Credential,
 ) -> Result<Vec<u8>> {
-    let during = format!("signing with key {key}");
-    tx.login(PinRole::User, auth, &during)?;
+    if !tx.user_login_kept() {
+        tx.login(PinRole::User, auth, &format!("signing with key {key}"))?;
+    }
     let mut retried = false;
     loop {
         let found = match tx.cached_key(&key.0) {
@@ -159,11 +157,9 @@ impl Carrier for Pkcs11Carrier {
     }
 
     fn capabilities(&self) -> Result<Capabilities> {
-        if !self.initialized()? {
-            return Ok(Capabilities { initialize: true, ..Default::default() });
-        }
-        self.token.run("reading the token's capabilities", |tx| {
-            let offered = tx.offered()?;
+        let uninitialized = || Capabilities { initialize: true, ..Default::default() };
+        self.token.run_if_initialized("reading the token's capabilities", uninitialized, |tx| {
+            let offered = tx.offered_with_keygen()?;
             let info = tx.token_info()?;
             let writable = !info.write_protected();
             Ok(Capabilities {
@@ -179,15 +175,24 @@ impl Carrier for Pkcs11Carrier {
         })
     }
 
+    fn sign_input_form(&self, mechanism: MechanismKind) -> Result<Option<InputForm>> {
+        // Only the mechanism list: no key generation limits, no PIN lengths.
+        self.token.run_if_initialized(
+            "reading the token's mechanisms",
+            || None,
+            |tx| {
+                let offered = tx.offered()?;
+                Ok(offered.sign_capabilities().into_iter().find(|(m, _)| *m == mechanism).map(|(_, form)| form))
+            },
+        )
+    }
+
     fn pin_state(&self) -> Result<PinState> {
         Ok(pin::pin_state(&self.token.token_info()?))
     }
 
     fn objects(&self) -> Result<ObjectList> {
-        if !self.initialized()? {
-            return Ok(ObjectList::default());
-        }
-        self.token.run("listing the token's objects", |tx| {
+        self.token.run_if_initialized("listing the token's objects", ObjectList::default, |tx| {
             let offered = tx.offered()?;
             objects::list(tx, &offered)
         })

@@ -605,3 +605,49 @@ fn generating_a_key() {
         assert_intact(rig, faults, &before, &spki);
     });
 }
+
+/// A kept login (the agent's session policy) signs with the cached key handle: exactly
+/// `C_SignInit` + `C_Sign` per signature, no lookup, no length query. When the handle or the
+/// session goes stale (SoftHSM invalidates handles at logout; a token can drop its sessions), the
+/// key is found again — with a new login where the session was lost — and the signature is made.
+#[test]
+fn a_kept_login_signs_with_two_calls_and_finds_a_stale_key_again() {
+    with_faults("a_kept_login_signs_with_two_calls_and_finds_a_stale_key_again", |rig, faults| {
+        let spki = set_up(rig, faults);
+        faults.arm(0, CKR_OK);
+        let mut config = Pkcs11Config::only([faults.module.clone()]);
+        config.modules[0].keep_login = true;
+        let driver = Pkcs11Driver::new(&config);
+        let token = find(&driver).expect("token");
+        let key = ObjectId(vec![KEPT]);
+        let sign = |what: &[u8]| {
+            let sig = token.sign(&key, &Mechanism::EcdsaSha256, &input(what), &user()).expect("sign");
+            verify_signature(&spki, &Mechanism::EcdsaSha256, SignData::Message(what), &sig)
+                .unwrap_or_else(|e| panic!("the signature over {what:?} does not verify: {e}"));
+        };
+        sign(b"first: logs in and finds the key");
+        for round in 0..3 {
+            faults.arm(0, CKR_OK);
+            sign(b"kept");
+            assert_eq!(faults.calls(), ["C_SignInit", "C_Sign"], "kept-login signature {round}");
+        }
+        for (name, rv, relogin) in [
+            ("CKR_KEY_HANDLE_INVALID", CKR_KEY_HANDLE_INVALID, false),
+            ("CKR_OBJECT_HANDLE_INVALID", CKR_OBJECT_HANDLE_INVALID, false),
+            ("CKR_SESSION_HANDLE_INVALID", CKR_SESSION_HANDLE_INVALID, true),
+        ] {
+            // The first C_SignInit with the cached handle fails as a stale handle would.
+            faults.arm(1, rv);
+            sign(name.as_bytes());
+            let calls = faults.calls();
+            assert_eq!(calls.first().map(String::as_str), Some("C_SignInit"), "{name}: {calls:?}");
+            assert!(calls.iter().any(|c| c == "C_FindObjectsInit"), "{name}: the key was not looked up: {calls:?}");
+            assert_eq!(calls.iter().any(|c| c == "C_Login"), relogin, "{name}: {calls:?}");
+            assert_eq!(calls.last().map(String::as_str), Some("C_Sign"), "{name}: {calls:?}");
+            // The handle found again is kept: the next signature is two calls again.
+            faults.arm(0, CKR_OK);
+            sign(b"kept again");
+            assert_eq!(faults.calls(), ["C_SignInit", "C_Sign"], "after {name}");
+        }
+    });
+}
