@@ -50,17 +50,7 @@ impl KeyFacts {
     }
 }
 
-const KEY_ATTRIBUTES: [AttributeType; 7] = [
-    AttributeType::Id,
-    AttributeType::Label,
-    AttributeType::EcParams,
-    AttributeType::EcPoint,
-    AttributeType::Modulus,
-    AttributeType::PublicExponent,
-    AttributeType::AlwaysAuthenticate,
-];
-
-/// [`KEY_ATTRIBUTES`] and `CKA_KEY_TYPE`, read in one call.
+/// `CKA_KEY_TYPE` and what ukey keeps about a key, read in one call.
 const KEY_ATTRIBUTES_WITH_TYPE: [AttributeType; 8] = [
     AttributeType::KeyType,
     AttributeType::Id,
@@ -71,6 +61,9 @@ const KEY_ATTRIBUTES_WITH_TYPE: [AttributeType; 8] = [
     AttributeType::PublicExponent,
     AttributeType::AlwaysAuthenticate,
 ];
+
+/// The same without `CKA_KEY_TYPE`, for a vendor key type cryptoki cannot name.
+const KEY_ATTRIBUTES: &[AttributeType] = KEY_ATTRIBUTES_WITH_TYPE.split_at(1).1;
 
 /// Text of a `CKA_LABEL` (labels are UTF-8 by the standard; anything else is shown lossily).
 pub fn label_text(bytes: &[u8]) -> String {
@@ -92,7 +85,7 @@ pub fn read_key(tx: &mut Tx<'_>, handle: ObjectHandle) -> Result<std::result::Re
         }
         Err(e) if crate::errors::is_removal(&e) => return Err(tx.fail(e, "reading a key")),
         Err(CkError::NotSupported | CkError::InvalidValue) => {
-            let attrs = match tx.session()?.get_attributes(handle, &KEY_ATTRIBUTES) {
+            let attrs = match tx.session()?.get_attributes(handle, KEY_ATTRIBUTES) {
                 Ok(a) => a,
                 Err(e) if crate::errors::is_removal(&e) => return Err(tx.fail(e, "reading a key")),
                 Err(e) => return Ok(Err(format!("its attributes cannot be read: {e}"))),
