@@ -82,7 +82,15 @@ pub fn parse_name(text: &str) -> Result<Name> {
     // x509-cert builds a Name only by decoding; an RDNSequence has the same encoding.
     let der =
         RdnSequence::from(rdns).to_der().map_err(|e| Error::InvalidInput(format!("subject cannot be encoded: {e}")))?;
-    Name::from_der(&der).map_err(|e| Error::InvalidInput(format!("subject cannot be encoded: {e}")))
+    let name = Name::from_der(&der).map_err(|e| Error::InvalidInput(format!("subject cannot be encoded: {e}")))?;
+    // The printed form (RFC 4514: `EMAIL=` for `E=`, escapes, `#hex`) can be longer than what was
+    // typed; a subject whose printed form could not be pasted back is refused now, not later.
+    if name.to_string().len() > MAX_SUBJECT_LEN {
+        return Err(Error::InvalidInput(format!(
+            "the subject is longer than {MAX_SUBJECT_LEN} characters once written out in full (RFC 4514 names attributes in full, e.g. EMAIL for E, and escapes special characters); shorten it"
+        )));
+    }
+    Ok(name)
 }
 
 /// Parses and DER-encodes a subject.
@@ -307,6 +315,19 @@ mod tests {
 
     /// Found by the `dn_text` fuzz target: `0.4=\\4` printed as `0.4=#0c025c34` (RFC 4514's
     /// hex form for an attribute without a string name) and read back as the text `#0c025c34`.
+    #[test]
+    fn a_subject_too_long_once_printed_is_refused() {
+        // Found by the dn_text fuzz target: 3,432 characters of `E=...` RDNs printed as more than
+        // 4,096 (`EMAIL=`), which the parser then refused to read back.
+        let typed = vec!["E=xxxxxx"; 400].join(",");
+        assert!(typed.len() < MAX_SUBJECT_LEN);
+        let err = parse_name(&typed).expect_err("printed, it is longer than the limit");
+        assert!(err.to_string().contains("once written out in full"), "{err}");
+        let fits = vec!["E=xxxxxx"; 300].join(",");
+        let parsed = parse_name(&fits).expect("printed, it fits");
+        assert_eq!(parse_name(&parsed.to_string()).expect("reads back"), parsed);
+    }
+
     #[test]
     fn printed_names_read_back_including_hex_values() {
         for text in [
