@@ -225,11 +225,12 @@ impl Batch {
             let link: Link<'_> = serde_json::from_slice(raw.body).ok()?;
             Some(Checked { link, hash: raw.hash, hash_ok: raw.hash_matches() })
         };
-        // Asking for the core count reads cgroup files; a short log is checked before that.
-        if self.lines.len() < 1024 {
-            return self.lines.iter().map(check_one).collect();
-        }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        // Asking for the core count reads cgroup files; a short log is checked without asking.
+        let threads = if self.lines.len() < 1024 {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+        };
         if threads == 1 {
             return self.lines.iter().map(check_one).collect();
         }
